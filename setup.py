@@ -1,0 +1,42 @@
+"""vesagent: watches OpenStack clouds registered in ONAP A&AI and reports VES events."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="vesagent",
+    version="0.1.0",
+    description="Reports OpenStack VM, host and VIM faults, heartbeats and measurements "
+    "as VES events, configured per cloud region in ONAP A&AI",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11",
+    packages=find_packages(include=["vesagent", "vesagent.*"]),
+    package_data={"vesagent": ["data/ves/*.json", "data/ves/*.md", "data/demo/*.json"]},
+    install_requires=[
+        "requests>=2.31",
+        "tenacity>=8.2",
+        "cachetools>=5.3",
+        "schedule>=1.2",
+        "structlog>=24.1",
+        "keystoneauth1>=5.6",
+        "pydantic>=2.6,<3",
+        "prometheus-client>=0.20",
+        "flask>=3.0",
+        "waitress>=3.0",
+        "jsonschema>=4.21",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "hypothesis>=6.100",
+            "ruff>=0.5",
+        ],
+    },
+    entry_points={"console_scripts": ["vesagent=vesagent.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3.11",
+        "License :: OSI Approved :: Apache Software License",
+    ],
+)

@@ -1,0 +1,161 @@
+"""Command line: ``vesagent run | check-config | sim | demo``; the only place that wires parts.
+
+Every setting of ``run`` comes from a flag or, when the flag is absent, from the environment
+variable CONTRACT.md section 2 names, or from the contract's default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from vesagent import __version__, logs
+
+# (flag, env variable, help); defaults live in Settings.
+RUN_OPTIONS: list[tuple[str, str, str]] = [
+    ("--aai-url", "VESAGENT_AAI_URL", "A&AI base URL, e.g. https://aai.onap:8443 (required)"),
+    ("--aai-username", "VESAGENT_AAI_USERNAME", "A&AI Basic auth user (default AAI)"),
+    ("--aai-password", "VESAGENT_AAI_PASSWORD", "A&AI Basic auth password (default AAI)"),
+    ("--aai-api-version", "VESAGENT_AAI_API_VERSION", "A&AI API version path segment (v13)"),
+    ("--aai-ca-file", "VESAGENT_AAI_CA_FILE", "CA bundle for A&AI over HTTPS"),
+    ("--aai-insecure", "VESAGENT_AAI_INSECURE", "skip TLS verification of A&AI (true/false)"),
+    ("--aai-sync-interval", "VESAGENT_AAI_SYNC_INTERVAL", "seconds between A&AI reads (30)"),
+    ("--state-dir", "VESAGENT_STATE_DIR", "directory of the durable state (./var)"),
+    ("--listen", "VESAGENT_LISTEN", "host:port of the REST API and /metrics (127.0.0.1:9009)"),
+    ("--shard", "VESAGENT_SHARD", "i/n: this replica's share of the regions (0/1)"),
+    ("--log-format", "VESAGENT_LOG_FORMAT", "json or console (json)"),
+    ("--log-level", "VESAGENT_LOG_LEVEL", "debug, info, warning, error (info)"),
+]
+
+
+def _add_log_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-format", choices=["json", "console"], default=None)
+    parser.add_argument("--log-level", default=None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vesagent",
+        description="Report OpenStack faults, heartbeats and measurements as VES events, "
+        "configured per cloud region in ONAP A&AI.",
+    )
+    parser.add_argument("--version", action="version", version=f"vesagent {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run the agent until SIGTERM/SIGINT",
+        description="Run the agent. Each flag falls back to the environment variable shown.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for flag, env, help_text in RUN_OPTIONS:
+        run.add_argument(flag, default=None, help=f"{help_text} [env {env}]")
+
+    check = sub.add_parser(
+        "check-config",
+        help="validate a cloud-extra-info value or a vesagent_config object",
+        description="Validate a cloud-extra-info value (or a bare vesagent_config object) "
+        "and print every problem with its JSON path. Exit 0 valid, 1 invalid.",
+    )
+    check.add_argument("file", help="path of a JSON file, or - for standard input")
+    _add_log_options(check)
+
+    sim = sub.add_parser(
+        "sim",
+        help="run the A&AI, OpenStack and VES collector simulators on loopback",
+        description="Start the three simulators on 127.0.0.1 and print where each listens.",
+    )
+    sim.add_argument("--aai-port", type=int, default=0)
+    sim.add_argument("--openstack-port", type=int, default=0)
+    sim.add_argument("--ves-port", type=int, default=0)
+    sim.add_argument("--topology", help="JSON file with regions/servers (default: demo set)")
+    _add_log_options(sim)
+
+    demo = sub.add_parser(
+        "demo",
+        help="simulators + agent with a demo topology; shows VES events flowing",
+        description="Start the simulators and the agent on loopback with two regions and "
+        "about 20 VMs, fail and recover a VM, and print the VES events the collector receives.",
+    )
+    demo.add_argument("--cycles", type=int, default=0, help="stop after N fail/recover cycles")
+    _add_log_options(demo)
+    return parser
+
+
+def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> Any:
+    """Merge flags over environment variables into ``Settings``; raises ValidationError."""
+    from vesagent.settings import Settings
+
+    values: dict[str, Any] = {}
+    for flag, env, _help in RUN_OPTIONS:
+        attr = flag[2:].replace("-", "_")
+        value = getattr(args, attr, None)
+        if value is None:
+            value = environ.get(env)
+        if value is not None and value != "":
+            values[attr] = value
+    if "aai_insecure" in values:
+        values["aai_insecure"] = str(values["aai_insecure"]).strip().lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+        )
+    return Settings(**values)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return _cmd_run(args)
+    fmt = args.log_format or os.environ.get("VESAGENT_LOG_FORMAT") or "console"
+    logs.configure(fmt, args.log_level or os.environ.get("VESAGENT_LOG_LEVEL") or "info")
+    if args.command == "check-config":
+        return _cmd_check_config(args.file)
+    if args.command == "sim":
+        from vesagent.sim.runner import run_sims
+
+        return run_sims(args)
+    if args.command == "demo":
+        from vesagent.demo import run_demo
+
+        return run_demo(args)
+    return 2
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from(args, dict(os.environ))
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"])
+            env = next((e for f, e, _ in RUN_OPTIONS if f[2:].replace("-", "_") == name), name)
+            print(f"vesagent run: {name} ({env}): {err['msg']}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_format, settings.log_level)
+    from vesagent.agent import run_agent
+
+    return run_agent(settings)
+
+
+def _cmd_check_config(path: str) -> int:
+    from vesagent.config import check_config_text
+
+    try:
+        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+    except OSError as exc:
+        print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+        return 1
+    problems = check_config_text(text)
+    if problems:
+        for where, message in problems:
+            print(f"{where or '(top)'}: {message}")
+        print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"{path}: valid")
+    return 0

@@ -1,0 +1,98 @@
+"""Structured logging: one ``configure()`` call, JSON on stderr by default, secrets masked.
+
+Every log line goes through structlog's processor chain, including lines from libraries that
+use the standard ``logging`` module (waitress, urllib3, keystoneauth1), so the output is one
+JSON object per line whatever wrote it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+REDACTED = "***"
+SECRET_WORDS = ("password", "secret", "token", "authorization")
+
+
+def is_secret_key(key: object) -> bool:
+    """True for keys whose values must never be shown (``VES_password``, ``X-Auth-Token``...)."""
+    lowered = str(key).lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
+def redact(value: Any) -> Any:
+    """Copy ``value`` with every secret-named key's value replaced, at any depth."""
+    if isinstance(value, Mapping):
+        return {k: (REDACTED if is_secret_key(k) else redact(v)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact(v) for v in value)
+    return value
+
+
+def redact_secrets(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: mask values of keys containing password/secret/token/authorization."""
+    return redact(event_dict)
+
+
+def _shared_processors() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+
+
+def configure(fmt: str = "json", level: str = "info", stream: Any = None) -> None:
+    """Route structlog and stdlib logging to ``stream`` (stderr) as JSON or console text."""
+    stream = stream or sys.stderr
+    renderer: Any
+    if fmt == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+    else:
+        renderer = structlog.processors.JSONRenderer(sort_keys=False)
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r}")
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.dict_tracebacks if fmt != "console" else _identity,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+    # Chatty libraries stay at WARNING unless we debug.
+    for noisy in ("urllib3", "keystoneauth", "werkzeug", "waitress.queue"):
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+
+
+def _identity(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    return event_dict
+
+
+def get_logger(name: str = "vesagent", **bindings: Any) -> Any:
+    """A bound structlog logger; bind per-region context explicitly (threads share nothing)."""
+    return structlog.get_logger(name).bind(**bindings)
