@@ -1,0 +1,147 @@
+"""``vesagent run``: builds the parts from ``Settings``, runs them, shuts down cleanly.
+
+Parts: the durable ``Store``, the ``Sender`` (outbox -> collectors), the ``PollerSet`` (Nova ->
+outbox), the ``Reconciler`` (A&AI -> pollers) and the HTTP server (REST API, metrics, health).
+SIGTERM/SIGINT stop polling, flush what the collectors accept within a grace period, and exit 0.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from vesagent import __version__
+from vesagent.aai_client import AaiClient
+from vesagent.logs import get_logger
+from vesagent.metrics import Metrics, OutboxCollector
+from vesagent.pollers.manager import PollerSet
+from vesagent.pollers.openstack import ComputeClient
+from vesagent.pollers.poller import RegionPoller
+from vesagent.reconciler.loop import Reconciler
+from vesagent.settings import Settings
+from vesagent.spec import RegionSpec
+from vesagent.store import Store, StoreError
+from vesagent.ves_client.sender import CollectorDirectory, Sender
+
+log = get_logger("vesagent.agent")
+SHUTDOWN_GRACE = 6.0
+
+
+@dataclass
+class Agent:
+    """Every running part of one agent process, for the HTTP API and for shutdown."""
+
+    settings: Settings
+    store: Store
+    metrics: Metrics
+    registry: CollectorRegistry
+    directory: CollectorDirectory
+    sender: Sender
+    pollers: PollerSet
+    reconciler: Reconciler
+    aai: AaiClient
+    started: float
+    stop_event: threading.Event
+
+
+def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -> Agent:
+    """Wire the parts; raises StoreError when the state file cannot be used."""
+    registry = registry or CollectorRegistry()
+    metrics = Metrics(registry)
+    metrics.shard.labels(str(settings.shard.index), str(settings.shard.count)).set(1)
+    store = Store(settings.state_dir)
+    registry.register(OutboxCollector(store.stats))
+    directory = CollectorDirectory()
+    sender = Sender(store, directory, metrics=metrics)
+
+    def make_poller(spec: RegionSpec) -> RegionPoller:
+        return RegionPoller(
+            spec, store, ComputeClient, metrics=metrics, on_events=sender.wake
+        )
+
+    pollers = PollerSet(make_poller)
+    verify: bool | str = not settings.aai_insecure
+    if settings.aai_ca_file and not settings.aai_insecure:
+        verify = settings.aai_ca_file
+    aai = AaiClient(
+        settings.aai_url,
+        settings.aai_username,
+        settings.aai_password.get_secret_value(),
+        version=settings.aai_api_version,
+        verify=verify,
+    )
+    reconciler = Reconciler(aai, pollers, directory, shard=settings.shard, metrics=metrics)
+    return Agent(
+        settings=settings,
+        store=store,
+        metrics=metrics,
+        registry=registry,
+        directory=directory,
+        sender=sender,
+        pollers=pollers,
+        reconciler=reconciler,
+        aai=aai,
+        started=time.time(),
+        stop_event=threading.Event(),
+    )
+
+
+def run_agent(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT; exit code 0 on a clean stop, 1 on a startup error."""
+    try:
+        agent = build_agent(settings)
+    except StoreError as exc:
+        log.error("startup.failed", error=str(exc))
+        return 1
+    from vesagent.api import serve
+
+    try:
+        server = serve(agent)
+    except OSError as exc:
+        log.error("startup.failed", error=f"cannot listen on {settings.listen}: {exc.strerror}")
+        agent.store.close()
+        return 1
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("shutdown.requested", signal=signal.Signals(signum).name)
+        agent.stop_event.set()
+        agent.reconciler.trigger()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info(
+        "agent.started",
+        version=__version__,
+        aai=settings.aai_url,
+        listen=f"http://{server.effective_listen}",
+        shard=str(settings.shard),
+        state_dir=str(settings.state_dir),
+    )
+    agent.sender.start()
+    loop = threading.Thread(
+        target=agent.reconciler.run,
+        args=(agent.stop_event, settings.aai_sync_interval),
+        name="reconcile",
+        daemon=True,
+    )
+    loop.start()
+    agent.stop_event.wait()
+    shutdown(agent)
+    server.close()
+    log.info("agent.stopped")
+    return 0
+
+
+def shutdown(agent: Agent) -> None:
+    """Stop polling first, then flush deliveries within the grace period, then close the store."""
+    agent.stop_event.set()
+    agent.reconciler.trigger()
+    agent.pollers.shutdown(timeout=2.0)
+    agent.sender.stop(grace=SHUTDOWN_GRACE)
+    agent.aai.close()
+    agent.store.close()

@@ -1,0 +1,151 @@
+"""Every ``vesagent_*`` Prometheus metric, created on a registry passed in (never at import).
+
+Outbox depth and age are read from SQLite at scrape time by ``OutboxCollector``, because
+they already live there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    """The agent's metrics on one registry; tests pass a fresh ``CollectorRegistry()``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        r = registry
+        self.aai_reads = Counter(
+            "vesagent_aai_reads", "A&AI cloud-region reads by outcome", ["outcome"], registry=r
+        )
+        self.aai_read_seconds = Histogram(
+            "vesagent_aai_read_duration_seconds",
+            "Duration of one full A&AI read (all pages and credentials)",
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.aai_last_success = Gauge(
+            "vesagent_aai_last_success_timestamp_seconds",
+            "When A&AI was last read successfully",
+            registry=r,
+        )
+        self.aai_up = Gauge(
+            "vesagent_aai_up", "1 when the last A&AI read succeeded, else 0", registry=r
+        )
+        self.reconcile_passes = Counter(
+            "vesagent_reconcile_passes", "Reconcile passes", registry=r
+        )
+        self.reconcile_actions = Counter(
+            "vesagent_reconcile_actions",
+            "Poller actions taken by the reconciler",
+            ["action"],
+            registry=r,
+        )
+        self.regions = Gauge("vesagent_managed_regions", "Regions this replica manages", registry=r)
+        self.backlogs = Gauge(
+            "vesagent_backlogs", "Configured backlogs by domain and type", ["domain", "type"],
+            registry=r,
+        )
+        self.config_errors = Gauge(
+            "vesagent_config_error",
+            "1 while a region's vesagent_config is invalid (the last valid one stays in force)",
+            ["vimid"],
+            registry=r,
+        )
+        self.polls = Counter(
+            "vesagent_polls", "Poll cycles by region and outcome", ["vimid", "outcome"], registry=r
+        )
+        self.poll_seconds = Histogram(
+            "vesagent_poll_duration_seconds",
+            "Duration of one poll cycle",
+            ["vimid"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.nova_requests = Counter(
+            "vesagent_nova_requests", "Requests made to Nova", ["vimid"], registry=r
+        )
+        self.keystone_auths = Counter(
+            "vesagent_keystone_authentications", "Keystone token issues", ["vimid"], registry=r
+        )
+        self.tracked_servers = Gauge(
+            "vesagent_tracked_servers", "Servers known per region", ["vimid"], registry=r
+        )
+        self.events = Counter(
+            "vesagent_events",
+            "VES events produced, by domain and severity",
+            ["domain", "severity"],
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "vesagent_deliveries",
+            "Events by delivery outcome (ok, retried, dead_lettered, dropped)",
+            ["collector", "outcome"],
+            registry=r,
+        )
+        self.delivery_requests = Counter(
+            "vesagent_delivery_requests",
+            "HTTP requests to VES collectors by status (or error)",
+            ["collector", "status"],
+            registry=r,
+        )
+        self.active_alarms = Gauge(
+            "vesagent_active_alarms", "Open fault alarms per region", ["vimid"], registry=r
+        )
+        self.shard = Gauge(
+            "vesagent_shard_info", "This replica's shard", ["index", "count"], registry=r
+        )
+        for outcome in ("ok", "error"):
+            self.aai_reads.labels(outcome)
+        for action in ("start", "stop", "update"):
+            self.reconcile_actions.labels(action)
+
+    def forget_region(self, vimid: str) -> None:
+        """Drop a stopped region's labelled series so /metrics shows only live regions."""
+        for metric in (self.tracked_servers, self.active_alarms, self.config_errors):
+            try:
+                metric.remove(vimid)
+            except KeyError:
+                pass
+        for outcome in ("ok", "error"):
+            try:
+                self.polls.remove(vimid, outcome)
+            except KeyError:
+                pass
+
+
+class OutboxCollector:
+    """Outbox depth and oldest-event age per collector, read from the store at scrape time."""
+
+    def __init__(self, stats: Callable[[], dict[str, dict[str, Any]]], clock=time.time) -> None:
+        self._stats = stats
+        self._clock = clock
+
+    def collect(self) -> Iterable[Metric]:
+        depth = GaugeMetricFamily(
+            "vesagent_outbox_depth", "Events waiting for delivery", labels=["collector"]
+        )
+        age = GaugeMetricFamily(
+            "vesagent_outbox_oldest_age_seconds",
+            "Age of the oldest event waiting for delivery",
+            labels=["collector"],
+        )
+        size = GaugeMetricFamily(
+            "vesagent_outbox_bytes", "Bytes waiting for delivery", labels=["collector"]
+        )
+        now = self._clock()
+        for collector, row in self._stats().items():
+            depth.add_metric([collector], row.get("depth", 0))
+            oldest = row.get("oldest_created")
+            age.add_metric([collector], max(0.0, now - oldest) if oldest else 0.0)
+            size.add_metric([collector], row.get("bytes", 0))
+        yield depth
+        yield age
+        yield size

@@ -1,0 +1,154 @@
+"""``PollerSet``: the running pollers, their timers and the thread pool they poll in.
+
+``ensure(spec)`` is idempotent (start, or adopt a changed spec in place); ``stop(key, reason)``
+ends one. ``schedule`` drives the timers, each region with a little jitter so that regions
+configured alike do not fire together; the poll itself runs in a bounded thread pool, and a
+region whose previous poll is still running is skipped rather than queued (polls of one
+region never overlap).
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import schedule
+
+from vesagent.logs import get_logger
+from vesagent.model import RegionKey
+from vesagent.pollers.poller import RegionPoller, fault_interval
+from vesagent.spec import RegionSpec
+
+log = get_logger("vesagent.pollers")
+
+
+class StopReason(enum.StrEnum):
+    """Why a poller stopped; only a removal clears its alarms (a shutdown is not a recovery)."""
+
+    REGION_REMOVED = "region_removed"
+    NOT_MANAGED = "not_managed"
+    SHUTDOWN = "shutdown"
+
+
+class PollerSet:
+    """Owns every ``RegionPoller`` of this replica."""
+
+    def __init__(
+        self,
+        make_poller: Callable[[RegionSpec], RegionPoller],
+        *,
+        workers: int = 8,
+        jitter: float = 0.1,
+    ) -> None:
+        self._make = make_poller
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll")
+        self._scheduler = schedule.Scheduler()
+        self._pollers: dict[RegionKey, RegionPoller] = {}
+        self._jobs: dict[RegionKey, tuple[float, schedule.Job]] = {}
+        self._running: dict[RegionKey, Future[Any]] = {}
+        self._lock = threading.RLock()
+        self._jitter = jitter
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._tick, name="poll-timer", daemon=True)
+        self._thread.start()
+
+    def __contains__(self, key: RegionKey) -> bool:
+        with self._lock:
+            return key in self._pollers
+
+    def get(self, key: RegionKey) -> RegionPoller | None:
+        with self._lock:
+            return self._pollers.get(key)
+
+    def pollers(self) -> dict[RegionKey, RegionPoller]:
+        with self._lock:
+            return dict(self._pollers)
+
+    def ensure(self, spec: RegionSpec) -> str:
+        """Start or update the region's poller; returns "start", "update" or "none"."""
+        with self._lock:
+            poller = self._pollers.get(spec.key)
+            if poller is None:
+                poller = self._make(spec)
+                self._pollers[spec.key] = poller
+                action = "start"
+            elif poller.spec != spec:
+                backlogs_changed = poller.spec.config.backlogs != spec.config.backlogs
+                poller.update(spec)
+                if backlogs_changed:
+                    self._pool.submit(poller.reevaluate)
+                action = "update"
+            else:
+                return "none"
+            self._reschedule(spec.key, poller, first=action == "start")
+            return action
+
+    def stop(self, key: RegionKey, reason: StopReason) -> None:
+        """Stop one region's poller; clears its alarms unless the agent is shutting down."""
+        with self._lock:
+            poller = self._pollers.pop(key, None)
+            job = self._jobs.pop(key, None)
+            if job is not None:
+                self._scheduler.cancel_job(job[1])
+        if poller is None:
+            return
+        if reason is not StopReason.SHUTDOWN:
+            poller.clear_all(reason.value)
+        poller.close()
+        log.info("poller.stopped", vimid=key.vimid, reason=reason.value)
+
+    def poll_now(self, key: RegionKey) -> None:
+        """Run one poll of the region soon (e.g. right after a config change)."""
+        with self._lock:
+            poller = self._pollers.get(key)
+            if poller is not None:
+                self._submit(key, poller)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop timers and wait (bounded) for polls in flight; alarms stay as they are."""
+        self._stop.set()
+        for key in list(self.pollers()):
+            self.stop(key, StopReason.SHUTDOWN)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._thread.join(timeout)
+
+    # -- timers --------------------------------------------------------------------------
+    def _reschedule(self, key: RegionKey, poller: RegionPoller, *, first: bool) -> None:
+        interval = fault_interval(poller.spec)
+        current = self._jobs.get(key)
+        if current is not None and current[0] == interval:
+            return
+        if current is not None:
+            self._scheduler.cancel_job(current[1])
+            del self._jobs[key]
+        if interval is None:
+            return
+        # schedule's own .to() jitter needs whole seconds; a random phase per region (the
+        # first poll below) keeps regions with the same interval from firing together.
+        job = self._scheduler.every(interval).seconds.do(self._submit, key, poller)
+        self._jobs[key] = (interval, job)
+        if first:
+            # First poll right away, spread a little so that many regions don't burst.
+            delay = random.uniform(0, min(1.0, interval * self._jitter))
+            threading.Timer(delay, self._submit, (key, poller)).start()
+
+    def _submit(self, key: RegionKey, poller: RegionPoller) -> None:
+        with self._lock:
+            if self._stop.is_set() or self._pollers.get(key) is not poller:
+                return
+            running = self._running.get(key)
+            if running is not None and not running.done():
+                return  # previous poll still running: skip, never overlap
+            self._running[key] = self._pool.submit(poller.poll)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.05):
+            with self._lock:
+                try:
+                    self._scheduler.run_pending()
+                except Exception:  # a failing job must not kill the timer thread
+                    log.exception("scheduler.error")

@@ -1,0 +1,285 @@
+"""The reconciler: each pass reads A&AI, computes the full desired state, converges the pollers.
+
+Level-triggered: a pass does not care what changed since the last one; it compares the desired
+specs with the running ones and acts on the difference, so repeating a pass is harmless.
+
+A failed A&AI read changes nothing (every poller keeps running on its last known spec; the
+outage shows in logs, metrics and ``/readyz``). Until the first successful read nothing starts
+and nothing stops. An invalid ``vesagent_config`` is handled the same way per region: the last
+valid spec stays in force and the error, with its JSON path, is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cachetools import TTLCache
+
+from vesagent.aai_client import AaiClient, RegionRecord, credentials_from_esr
+from vesagent.config import VesagentConfig, parse_cloud_extra_info
+from vesagent.errors import ConfigError, PermanentError, TemporaryError
+from vesagent.logs import get_logger
+from vesagent.model import RegionKey
+from vesagent.pollers.manager import PollerSet, StopReason
+from vesagent.pollers.openstack import VimCredentials
+from vesagent.reconciler.diff import Plan, diff
+from vesagent.settings import Shard
+from vesagent.spec import RegionSpec
+from vesagent.ves_client.sender import CollectorAuth, CollectorDirectory
+
+log = get_logger("vesagent.reconciler")
+
+CREDENTIALS_TTL = 300.0  # child-only writes to esr-system-info don't bump the region's version
+STATE_TTL = 3600.0  # the seed design expires per-vim state after an hour
+
+
+@dataclass
+class RegionState:
+    """Per-region observations the REST API and metrics show."""
+
+    config_errors: list[tuple[str, str]] = field(default_factory=list)
+    config_error_at: float | None = None
+    credentials_error: str | None = None
+
+
+class BacklogCache:
+    """The seed design's cache: the vim list, each vim's config, each vim's state.
+
+    ``config`` holds the last *valid* spec per region and never expires (it is what stays in
+    force when A&AI is down or a config turns invalid); ``state`` expires, as the seed says,
+    so regions that vanished leave no garbage behind.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.vimlist: set[str] = set()
+        self.config: dict[RegionKey, RegionSpec] = {}
+        self.state: TTLCache[RegionKey, RegionState] = TTLCache(100_000, STATE_TTL, timer=clock)
+        self.credentials: TTLCache[tuple[RegionKey, str], VimCredentials | None] = TTLCache(
+            100_000, CREDENTIALS_TTL, timer=clock
+        )
+        # Parsing is the expensive part of a pass: reuse the result while the text is unchanged.
+        self.parsed: dict[RegionKey, tuple[str | None, VesagentConfig | None, ConfigError | None]] = {}
+
+    def region_state(self, key: RegionKey) -> RegionState:
+        state = self.state.get(key)
+        if state is None:
+            state = self.state[key] = RegionState()
+        return state
+
+
+def collector_auth(config: VesagentConfig) -> CollectorAuth:
+    """The delivery settings of a config's subscription (secrets unwrapped only here)."""
+    sub = config.ves_subscription
+    password = sub.password
+    if hasattr(password, "get_secret_value"):
+        password = password.get_secret_value()
+    verify: bool | str = True
+    if getattr(sub, "ssl_insecure", False):
+        verify = False
+    elif getattr(sub, "ca_file", None):
+        verify = sub.ca_file
+    return CollectorAuth(
+        endpoint=sub.endpoint,
+        username=sub.username or None,
+        password=password or None,
+        timeout=float(getattr(sub, "timeout", 5.0)),
+        verify=verify,
+    )
+
+
+def _openstack_region_hint(extra_info: str | None) -> str | None:
+    try:
+        value = json.loads(extra_info or "").get("openstack-region-id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+class Reconciler:
+    """Reads A&AI and converges the ``PollerSet``; one pass per ``sync()``."""
+
+    def __init__(
+        self,
+        aai: AaiClient,
+        pollers: PollerSet,
+        directory: CollectorDirectory,
+        *,
+        shard: Shard = Shard(),
+        metrics: Any = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.aai = aai
+        self.pollers = pollers
+        self.directory = directory
+        self.shard = shard
+        self.metrics = metrics
+        self.clock = clock
+        self.cache = BacklogCache()
+        self.last_success: float | None = None
+        self.last_error: str | None = None
+        self.last_plan = Plan()
+        self._pass_lock = threading.Lock()
+        self._trigger = threading.Event()
+
+    @property
+    def ready(self) -> bool:
+        return self.last_success is not None
+
+    # -- one pass ------------------------------------------------------------------------
+    def sync(self) -> bool:
+        """Read A&AI and converge; False (and nothing changed) when A&AI could not be read."""
+        with self._pass_lock:
+            started = time.monotonic()
+            try:
+                records = [r for r in self.aai.list_regions() if self.shard.owns(r.key.path)]
+            except (TemporaryError, PermanentError) as exc:
+                self._read_failed(str(exc))
+                return False
+            desired = self._desired(records)
+            self._converge(desired)
+            self.last_success = self.clock()
+            self.last_error = None
+            if self.metrics is not None:
+                self.metrics.aai_reads.labels("ok").inc()
+                self.metrics.aai_up.set(1)
+                self.metrics.aai_last_success.set(self.last_success)
+                self.metrics.aai_read_seconds.observe(time.monotonic() - started)
+                self.metrics.reconcile_passes.inc()
+            return True
+
+    def _read_failed(self, error: str) -> None:
+        if error != self.last_error:
+            log.error("aai.unreachable", error=error, pollers_kept=len(self.pollers.pollers()))
+        self.last_error = error
+        if self.metrics is not None:
+            self.metrics.aai_reads.labels("error").inc()
+            self.metrics.aai_up.set(0)
+
+    def _desired(self, records: Iterable[RegionRecord]) -> dict[RegionKey, RegionSpec]:
+        desired: dict[RegionKey, RegionSpec] = {}
+        seen: set[RegionKey] = set()
+        for record in records:
+            key = record.key
+            seen.add(key)
+            config, error = self._parse(record)
+            state = self.cache.state.get(key)
+            if error is not None:
+                state = self.cache.region_state(key)
+                if state.config_errors != error.problems:
+                    log.error(
+                        "config.invalid",
+                        vimid=key.vimid,
+                        problems=[f"{p}: {m}" if p else m for p, m in error.problems],
+                        kept_last_valid=key in self.cache.config,
+                    )
+                    state.config_error_at = self.clock()
+                state.config_errors = list(error.problems)
+                if key in self.cache.config:
+                    desired[key] = self.cache.config[key]
+                continue
+            if state is not None and state.config_errors:
+                log.info("config.valid_again", vimid=key.vimid)
+                state.config_errors = []
+            if config is None:
+                continue  # not managed by vesagent
+            creds = self._credentials(record)
+            if creds is None:
+                if key in self.cache.config:
+                    desired[key] = self.cache.config[key]
+                continue
+            desired[key] = RegionSpec(key, config, creds)
+        for key in list(self.cache.parsed):
+            if key not in seen:
+                del self.cache.parsed[key]
+        return desired
+
+    def _parse(self, record: RegionRecord) -> tuple[VesagentConfig | None, ConfigError | None]:
+        cached = self.cache.parsed.get(record.key)
+        if cached is not None and cached[0] == record.extra_info:
+            return cached[1], cached[2]
+        try:
+            result: tuple[VesagentConfig | None, ConfigError | None] = (
+                parse_cloud_extra_info(record.extra_info),
+                None,
+            )
+        except ConfigError as exc:
+            result = (None, exc)
+        self.cache.parsed[record.key] = (record.extra_info, *result)
+        return result
+
+    def _credentials(self, record: RegionRecord) -> VimCredentials | None:
+        cache_key = (record.key, record.resource_version)
+        if cache_key in self.cache.credentials:
+            return self.cache.credentials[cache_key]
+        state = self.cache.region_state(record.key)
+        try:
+            esr = self.aai.esr_list(record.key)
+        except (TemporaryError, PermanentError) as exc:
+            state.credentials_error = f"cannot read esr-system-info-list: {exc}"
+            log.warning("credentials.unavailable", vimid=record.key.vimid, error=str(exc))
+            return None
+        creds = credentials_from_esr(record, esr, _openstack_region_hint(record.extra_info))
+        if creds is None:
+            state.credentials_error = "no esr-system-info with a service-url"
+            log.error("credentials.missing", vimid=record.key.vimid, error=state.credentials_error)
+        else:
+            state.credentials_error = None
+        self.cache.credentials[cache_key] = creds
+        return creds
+
+    def invalidate_credentials(self, key: RegionKey) -> None:
+        """Forget cached credentials of a region (e.g. after Keystone refused them)."""
+        for cache_key in [k for k in self.cache.credentials if k[0] == key]:
+            self.cache.credentials.pop(cache_key, None)
+
+    def _converge(self, desired: dict[RegionKey, RegionSpec]) -> None:
+        running = {k: p.spec for k, p in self.pollers.pollers().items()}
+        plan = diff(desired, running)
+        self.last_plan = plan
+        # Collectors first, so the events a change produces can be delivered at once.
+        self.directory.merge({s.config.ves_subscription.endpoint: collector_auth(s.config) for s in desired.values()})
+        for spec in plan.start + plan.update:
+            action = self.pollers.ensure(spec)
+            if action != "none":
+                log.info(f"region.{'started' if action == 'start' else 'updated'}", vimid=spec.vimid,
+                         backlogs=len(spec.config.backlogs))
+                self._count(action)
+        for key in plan.stop:
+            self.pollers.stop(key, StopReason.REGION_REMOVED)
+            self.cache.config.pop(key, None)
+            if self.metrics is not None:
+                self.metrics.forget_region(key.vimid)
+            self._count("stop")
+        self.cache.config = dict(desired)
+        self.cache.vimlist = {k.vimid for k in desired}
+        if self.metrics is not None:
+            self.metrics.regions.set(len(desired))
+            for key in desired:
+                state = self.cache.state.get(key)
+                self.metrics.config_errors.labels(key.vimid).set(
+                    1 if state and state.config_errors else 0
+                )
+
+    def _count(self, action: str) -> None:
+        if self.metrics is not None:
+            self.metrics.reconcile_actions.labels(action).inc()
+
+    # -- the loop ------------------------------------------------------------------------
+    def trigger(self) -> None:
+        """Run a pass now instead of at the next interval (e.g. after a REST API write)."""
+        self._trigger.set()
+
+    def run(self, stop: threading.Event, interval: float) -> None:
+        """Sync every ``interval`` seconds until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                self.sync()
+            except Exception:  # a bug in one pass must not end the loop
+                log.exception("reconcile.crashed")
+            self._trigger.wait(interval)
+            self._trigger.clear()
