@@ -1,28 +1,302 @@
-"""The agent's HTTP face: ``/healthz``, ``/readyz``, ``/metrics`` (REST API routes join later).
+"""The agent's HTTP face: the seed's REST API per vimid, ``/metrics``, ``/healthz``, ``/readyz``.
 
-A Flask app built from the running ``Agent`` and served by waitress in a background thread.
+A&AI stays the single source of truth: POST and DELETE edit the region's ``cloud-extra-info``
+in A&AI by read-modify-write (every other key kept, ``resource-version`` honoured, re-read and
+retried on 412) and then run a reconcile pass at once, so the pollers follow before the
+response is sent. GET shows the configuration as A&AI stores it, passwords masked, with the
+runtime status of each backlog. Routes are served under ``/api/multicloud/v0/`` and, like the
+seed design, under ``/api/multicloud-ocata/v0/``.
 """
 
 from __future__ import annotations
 
+import base64
+import hmac
+import json
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Blueprint, Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from waitress.server import create_server
 
+from vesagent.aai_client import Conflict
+from vesagent.config import (
+    CONFIG_KEY,
+    masked,
+    merge_into_cloud_extra_info,
+    parse_vesagent_config,
+    remove_from_cloud_extra_info,
+)
+from vesagent.errors import ConfigError, PermanentError, TemporaryError
+from vesagent.logs import get_logger
+from vesagent.model import RegionKey
+from vesagent.openapi import openapi_document
+from vesagent.pollers.poller import selectors_for
+
+log = get_logger("vesagent.api")
+PREFIXES = ("/api/multicloud/v0", "/api/multicloud-ocata/v0")
+WRITE_ATTEMPTS = 5
+
+
+def parse_vimid(vimid: str) -> RegionKey | None:
+    """``{cloud-owner}_{cloud-region-id}``: the owner has no underscore (MultiCloud's rule)."""
+    owner, sep, region = vimid.partition("_")
+    if not sep or not owner or not region:
+        return None
+    return RegionKey(owner, region)
+
+
+def _error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
+    return jsonify({"error": message, **extra}), status
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def region_status(agent: Any, key: RegionKey) -> dict[str, Any]:
+    """Runtime status of one region: per backlog and for the region as a whole."""
+    poller = agent.pollers.get(key)
+    state = agent.reconciler.cache.state.get(key)
+    spec = agent.reconciler.cache.config.get(key)
+    status: dict[str, Any] = {
+        "managed": spec is not None,
+        "running": poller is not None,
+        "config_errors": [
+            {"path": path, "message": message} for path, message in (state.config_errors if state else [])
+        ],
+        "credentials_error": state.credentials_error if state else None,
+        "backlogs": [],
+    }
+    if spec is not None:
+        endpoint = spec.config.ves_subscription.endpoint
+        status["collector"] = {
+            "endpoint": endpoint,
+            "outbox_depth": agent.store.depth(endpoint),
+            "last_delivery": _iso(agent.sender.last_success.get(endpoint)),
+            "last_error": agent.sender.last_error.get(endpoint),
+        }
+    if poller is None or spec is None:
+        return status
+    last = poller.last
+    status["last_poll"] = {
+        "at": _iso(last.finished) if last else None,
+        "ok": last.ok if last else None,
+        "error": (last.error or None) if last else None,
+        "servers_seen": last.servers_seen if last else None,
+        "nova_requests": last.requests if last else None,
+    }
+    status["tracked_servers"] = len(poller.servers)
+    status["active_alarms"] = len(poller.alarms)
+    status["last_event"] = _iso(poller.last_event_at)
+    resolve = poller.cached_tenant
+    for backlog in spec.config.backlogs:
+        entry: dict[str, Any] = {
+            "key": backlog.key,
+            "domain": backlog.domain,
+            "type": backlog.type,
+            "interval": spec.config.interval_of(backlog),
+            "running": backlog.domain == "fault" and backlog.type == "vm",
+        }
+        if entry["running"]:
+            (selector,) = selectors_for([backlog], resolve)
+            matched = [s for s in list(poller.servers.values()) if selector.matches(s)]
+            ids = {s.id for s in matched}
+            entry["matched_vms"] = len(matched)
+            entry["active_alarms"] = sum(1 for sid, _c in list(poller.alarms) if sid in ids)
+            entry["last_poll"] = status["last_poll"]
+        status["backlogs"].append(entry)
+    return status
+
+
+class RegionEditor:
+    """Read-modify-write of a region's ``cloud-extra-info`` in A&AI, safe against races."""
+
+    def __init__(self, agent: Any) -> None:
+        self.agent = agent
+
+    def edit(self, key: RegionKey, change: Callable[[str | None], str | None]) -> tuple[str | None, str | None]:
+        """Apply ``change`` to the current text; returns (old, new). Retries on 412."""
+        aai = self.agent.aai
+        for _attempt in range(WRITE_ATTEMPTS):
+            body = aai.get_region(key)
+            if body is None:
+                raise LookupError(key.vimid)
+            old = body.get("cloud-extra-info")
+            old = old if isinstance(old, str) else None
+            new = change(old)
+            if new == old:
+                return old, new
+            body = {k: v for k, v in body.items() if k != "cloud-extra-info"}
+            if new is not None:
+                body["cloud-extra-info"] = new
+            try:
+                aai.put_region(key, body)
+            except Conflict:
+                log.info("api.write_conflict", vimid=key.vimid)  # someone else wrote: re-read
+                continue
+            return old, new
+        raise TemporaryError(f"A&AI kept changing {key.vimid} during {WRITE_ATTEMPTS} attempts")
+
+
+def _stored_config(text: str | None) -> Any:
+    try:
+        obj = json.loads(text or "")
+    except ValueError:
+        return None
+    return obj.get(CONFIG_KEY) if isinstance(obj, dict) else None
+
 
 def create_app(agent: Any) -> Flask:
-    """The WSGI app for one agent."""
+    """The WSGI app for one running agent."""
     app = Flask("vesagent")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    api = Blueprint("api", __name__)
+    editor = RegionEditor(agent)
+    username = getattr(agent.settings, "api_username", None)
+    password = getattr(agent.settings, "api_password", None)
+
+    @api.before_request
+    def _auth() -> Any:
+        if not username:
+            return None
+        header = request.headers.get("Authorization", "")
+        expected = "Basic " + base64.b64encode(
+            f"{username}:{password.get_secret_value() if password else ''}".encode()
+        ).decode()
+        if hmac.compare_digest(header.encode(), expected.encode()):
+            return None
+        response, status = _error(401, "authentication required")
+        response.headers["WWW-Authenticate"] = 'Basic realm="vesagent"'
+        return response, status
+
+    def _key_or_404(vimid: str) -> RegionKey | tuple[Response, int]:
+        key = parse_vimid(vimid)
+        if key is None:
+            return _error(404, f"{vimid!r} is not a vimid ({{cloud-owner}}_{{cloud-region-id}})")
+        return key
+
+    @api.get("/<vimid>/vesagent")
+    def get_config(vimid: str) -> Any:
+        key = _key_or_404(vimid)
+        if not isinstance(key, RegionKey):
+            return key
+        try:
+            body = agent.aai.get_region(key)
+        except (TemporaryError, PermanentError) as exc:
+            return _error(503, f"A&AI unreachable: {exc}")
+        if body is None:
+            return _error(404, f"no cloud-region {key.cloud_owner}/{key.cloud_region_id} in A&AI")
+        stored = _stored_config(body.get("cloud-extra-info"))
+        if stored is None:
+            return _error(404, f"cloud-region {vimid} has no vesagent_config", vimid=vimid)
+        return jsonify(
+            {
+                "vimid": vimid,
+                "vesagent_config": masked(stored) if isinstance(stored, dict) else stored,
+                "status": region_status(agent, key),
+            }
+        )
+
+    @api.post("/<vimid>/vesagent")
+    def post_config(vimid: str) -> Any:
+        key = _key_or_404(vimid)
+        if not isinstance(key, RegionKey):
+            return key
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or CONFIG_KEY not in body:
+            return _error(400, 'the body must be a JSON object {"vesagent_config": {...}}')
+        try:
+            parse_vesagent_config(body[CONFIG_KEY])
+        except ConfigError as exc:
+            problems = [{"path": p, "message": m} for p, m in exc.problems]
+            return _error(400, "invalid vesagent_config", problems=problems)
+        try:
+            old, _new = editor.edit(
+                key, lambda text: merge_into_cloud_extra_info(text, body[CONFIG_KEY])
+            )
+        except LookupError:
+            return _error(404, f"no cloud-region {key.cloud_owner}/{key.cloud_region_id} in A&AI")
+        except ConfigError as exc:
+            return _error(409, str(exc))
+        except (TemporaryError, PermanentError) as exc:
+            return _error(503, f"A&AI unreachable: {exc}")
+        created = _stored_config(old) is None
+        _reconcile_now(agent)
+        log.info("api.config_written", vimid=vimid, created=created)
+        stored = _stored_config(merge_into_cloud_extra_info(None, body[CONFIG_KEY]))
+        response = {"vimid": vimid, "vesagent_config": masked(stored),
+                    "status": region_status(agent, key)}
+        return jsonify(response), 201 if created else 200
+
+    @api.delete("/<vimid>/vesagent")
+    def delete_config(vimid: str) -> Any:
+        key = _key_or_404(vimid)
+        if not isinstance(key, RegionKey):
+            return key
+        try:
+            old, _new = editor.edit(key, remove_from_cloud_extra_info)
+        except LookupError:
+            return _error(404, f"no cloud-region {key.cloud_owner}/{key.cloud_region_id} in A&AI")
+        except ConfigError as exc:
+            return _error(409, str(exc))
+        except (TemporaryError, PermanentError) as exc:
+            return _error(503, f"A&AI unreachable: {exc}")
+        if _stored_config(old) is None:
+            return _error(404, f"cloud-region {vimid} has no vesagent_config")
+        _reconcile_now(agent)
+        log.info("api.config_deleted", vimid=vimid)
+        return Response(status=204)
+
+    @api.get("/vesagent")
+    def list_regions() -> Any:
+        regions = []
+        for key, spec in sorted(agent.reconciler.cache.config.items()):
+            poller = agent.pollers.get(key)
+            state = agent.reconciler.cache.state.get(key)
+            last = poller.last if poller else None
+            regions.append(
+                {
+                    "vimid": key.vimid,
+                    "backlogs": len(spec.config.backlogs),
+                    "running": poller is not None,
+                    "last_poll": _iso(last.finished) if last else None,
+                    "last_poll_ok": last.ok if last else None,
+                    "tracked_servers": len(poller.servers) if poller else 0,
+                    "active_alarms": len(poller.alarms) if poller else 0,
+                    "outbox_depth": agent.store.depth(spec.config.ves_subscription.endpoint),
+                    "config_error": bool(state and state.config_errors),
+                }
+            )
+        return jsonify(
+            {
+                "shard": str(agent.settings.shard),
+                "aai": {
+                    "last_success": _iso(agent.reconciler.last_success),
+                    "last_error": agent.reconciler.last_error,
+                },
+                "regions": regions,
+            }
+        )
+
+    @api.get("/swagger.json")
+    def swagger() -> Any:
+        return jsonify(openapi_document())
+
+    for prefix in PREFIXES:
+        app.register_blueprint(api, url_prefix=prefix, name=f"api{len(app.blueprints)}")
 
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify({"status": "ok"})
 
     @app.get("/readyz")
-    def readyz() -> Response | tuple[Response, int]:
+    def readyz() -> Any:
         reasons = []
         if not agent.reconciler.ready:
             reasons.append(
@@ -45,6 +319,14 @@ def create_app(agent: Any) -> Flask:
     return app
 
 
+def _reconcile_now(agent: Any) -> None:
+    """Converge right away so the response reflects the new configuration."""
+    try:
+        agent.reconciler.sync()
+    except Exception:  # the write succeeded; the periodic pass will converge anyway
+        log.exception("api.reconcile_failed")
+
+
 class ApiServer:
     """waitress serving the app in a daemon thread."""
 
@@ -54,8 +336,8 @@ class ApiServer:
 
     @property
     def effective_listen(self) -> str:
-        host, port = self._server.effective_host, self._server.effective_port  # type: ignore[attr-defined]
-        return f"{host}:{port}"
+        server: Any = self._server
+        return f"{server.effective_host}:{server.effective_port}"
 
     def start(self) -> ApiServer:
         self._thread.start()

@@ -28,6 +28,8 @@ RUN_OPTIONS: list[tuple[str, str, str]] = [
     ("--state-dir", "VESAGENT_STATE_DIR", "directory of the durable state (./var)"),
     ("--listen", "VESAGENT_LISTEN", "host:port of the REST API and /metrics (127.0.0.1:9009)"),
     ("--shard", "VESAGENT_SHARD", "i/n: this replica's share of the regions (0/1)"),
+    ("--api-username", "VESAGENT_API_USERNAME", "require Basic auth on the REST API (unset)"),
+    ("--api-password", "VESAGENT_API_PASSWORD", "password of the REST API user"),
     ("--log-format", "VESAGENT_LOG_FORMAT", "json or console (json)"),
     ("--log-level", "VESAGENT_LOG_LEVEL", "debug, info, warning, error (info)"),
 ]

@@ -57,6 +57,8 @@ class Settings(BaseModel):
     state_dir: Path = Path("./var")
     listen: str = "127.0.0.1:9009"
     shard: Shard = Shard()
+    api_username: str | None = None
+    api_password: SecretStr | None = None
     log_format: str = "json"
     log_level: str = "info"
 

@@ -74,11 +74,7 @@ def selectors_for(
 def fault_interval(spec: RegionSpec) -> float | None:
     """A region polls at the smallest interval of its VM fault backlogs (None: no such backlog)."""
     cfg = spec.config
-    intervals = [
-        float(b.poll_interval or cfg.poll_interval_default)
-        for b in cfg.backlogs
-        if b.domain == "fault" and b.type == "vm"
-    ]
+    intervals = [cfg.interval_of(b) for b in cfg.backlogs if b.domain == "fault" and b.type == "vm"]
     return min(intervals) if intervals else None
 
 
@@ -315,6 +311,10 @@ class RegionPoller:
             )
             self._on_events(collector)
         return len(events)
+
+    def cached_tenant(self, name: str) -> str | None:
+        """A tenant's project id as last resolved, without asking Keystone (for status pages)."""
+        return self._tenant_cache.get(name)
 
     def _resolve_tenant(self, name: str) -> str | None:
         if name not in self._tenant_cache or self._tenant_cache[name] is None:

@@ -154,6 +154,7 @@ class Sender:
     def _supervise(self) -> None:
         while not self._stop.is_set():
             try:
+                self._enforce_limits()
                 for collector in self._store.collectors():
                     with self._lock:
                         if collector not in self._threads:
@@ -161,6 +162,14 @@ class Sender:
             except Exception:
                 log.exception("sender.scan_failed")
             self._stop.wait(self._scan_interval)
+
+    def _enforce_limits(self) -> None:
+        """Drop the oldest events beyond the outbox limits (age, count, bytes), loudly."""
+        for collector, domain, dropped in self._store.enforce_limits():
+            self._count(collector, "dropped", dropped)
+            log.warning(
+                "outbox.dropped_oldest", collector=collector, domain=domain, events=dropped
+            )
 
     def _spawn(self, collector: str) -> None:
         self._wake[collector] = threading.Event()
