@@ -31,7 +31,7 @@ from vesagent.config import (
     remove_from_cloud_extra_info,
 )
 from vesagent.errors import ConfigError, PermanentError, TemporaryError
-from vesagent.logs import get_logger
+from vesagent.logs import REDACTED, get_logger
 from vesagent.model import RegionKey
 from vesagent.openapi import openapi_document
 from vesagent.pollers.poller import selectors_for
@@ -152,6 +152,18 @@ def _stored_config(text: str | None) -> Any:
     return obj.get(CONFIG_KEY) if isinstance(obj, dict) else None
 
 
+def keep_masked_password(posted: Any, stored: Any) -> Any:
+    """A GET-modify-POST round trip sends ``***`` back: keep the stored password then."""
+    try:
+        sub = posted["ves_subscription"]
+        if sub.get("password") != REDACTED:
+            return posted
+        old = stored["ves_subscription"]["password"]
+    except (KeyError, TypeError, AttributeError):
+        return posted
+    return {**posted, "ves_subscription": {**sub, "password": old}}
+
+
 def create_app(agent: Any) -> Flask:
     """The WSGI app for one running agent."""
     app = Flask("vesagent")
@@ -218,7 +230,10 @@ def create_app(agent: Any) -> Flask:
             return _error(400, "invalid vesagent_config", problems=problems)
         try:
             old, _new = editor.edit(
-                key, lambda text: merge_into_cloud_extra_info(text, body[CONFIG_KEY])
+                key,
+                lambda text: merge_into_cloud_extra_info(
+                    text, keep_masked_password(body[CONFIG_KEY], _stored_config(text))
+                ),
             )
         except LookupError:
             return _error(404, f"no cloud-region {key.cloud_owner}/{key.cloud_region_id} in A&AI")

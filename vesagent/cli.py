@@ -146,7 +146,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(path: str) -> int:
-    from vesagent.config import check_config_text
+    from vesagent.config import check_config_text, check_config_warnings
 
     try:
         text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
@@ -154,6 +154,8 @@ def _cmd_check_config(path: str) -> int:
         print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
         return 1
     problems = check_config_text(text)
+    for where, message in check_config_warnings(text):
+        print(f"warning: {where or '(top)'}: {message}")
     if problems:
         for where, message in problems:
             print(f"{where or '(top)'}: {message}")

@@ -21,7 +21,7 @@ from typing import Any
 from cachetools import TTLCache
 
 from vesagent.aai_client import AaiClient, RegionRecord, credentials_from_esr
-from vesagent.config import VesagentConfig, parse_cloud_extra_info
+from vesagent.config import CONFIG_KEY, VesagentConfig, parse_cloud_extra_info
 from vesagent.errors import ConfigError, PermanentError, TemporaryError
 from vesagent.logs import get_logger
 from vesagent.model import RegionKey
@@ -208,7 +208,9 @@ class Reconciler:
                 None,
             )
         except ConfigError as exc:
-            result = (None, exc)
+            # Text that does not even mention us belongs to other systems: not managed.
+            mentions_us = CONFIG_KEY in (record.extra_info or "")
+            result = (None, exc if mentions_us else None)
         self.cache.parsed[record.key] = (record.extra_info, *result)
         return result
 
