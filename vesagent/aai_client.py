@@ -18,7 +18,7 @@ import requests
 
 from vesagent.errors import PermanentError, TemporaryError
 from vesagent.model import RegionKey
-from vesagent.pollers.openstack import VimCredentials
+from vesagent.pollers.openstack import VimCredentials, ca_bundle_file
 from vesagent.retrying import aai_read
 
 REGIONS_PATH = "cloud-infrastructure/cloud-regions"
@@ -69,6 +69,9 @@ def credentials_from_esr(
     domain = esr.get("cloud-domain") or "Default"
     insecure = str(esr.get("ssl-insecure", "false")).lower() in ("true", "1", "yes")
     verify: bool | str = not insecure
+    cacert = esr.get("ssl-cacert")
+    if verify and isinstance(cacert, str) and cacert.strip():
+        verify = ca_bundle_file(cacert)
     region_name = esr.get("openstack-region-id") or openstack_region or record.key.cloud_region_id
     return VimCredentials(
         auth_url=str(url),

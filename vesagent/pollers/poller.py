@@ -25,6 +25,8 @@ from vesagent.store import AlarmRecord, OutboxItem, Store
 from vesagent.ves_client.encode import dumps, encode
 
 OVERLAP = timedelta(seconds=5)
+# Without a Date header the window is based on our clock, which may differ from Nova's.
+OVERLAP_OWN_CLOCK = timedelta(seconds=60)
 FULL_EVERY = 600.0
 
 
@@ -118,6 +120,7 @@ class RegionPoller:
         self.servers: dict[str, ServerView] = {}
         self.alarms: dict[tuple[str, str], AlarmRecord] = store.alarms(spec.vimid)
         self._watermark: datetime | None = None
+        self._server_clock = True
         self._last_full = 0.0
         self._tenant_cache: dict[str, str | None] = {}
         self.last: PollOutcome | None = None
@@ -199,7 +202,8 @@ class RegionPoller:
         client = self._ensure_client()
         now = self._clock()
         full = self._watermark is None or now - self._last_full >= self._full_every
-        since = None if full else self._watermark - OVERLAP  # type: ignore[operator]
+        overlap = OVERLAP if self._server_clock else OVERLAP_OWN_CLOCK
+        since = None if full else self._watermark - overlap  # type: ignore[operator]
         before = getattr(client, "requests_made", 0)
         try:
             page = client.list_servers(changes_since=since)
@@ -246,6 +250,7 @@ class RegionPoller:
             transitions.append(decide_vm(prev, view if watched else None, ctx))
         outcome.events = self._commit(transitions)
         self._watermark = page.server_time
+        self._server_clock = getattr(page, "server_clock", True)
 
     def reevaluate(self) -> int:
         """Decide again for every known server (after a config change), without polling Nova."""
