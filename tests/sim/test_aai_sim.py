@@ -1,0 +1,1023 @@
+"""The A&AI simulator against the rules of reference/aai/FACTS.md, over real HTTP."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from vesagent.sim.aai import AaiSim
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "aai"
+HEADERS = {"X-FromAppId": "vesagent-test", "X-TransactionId": "tx-1", "Accept": "application/json"}
+AUTH = ("AAI", "AAI")
+REGIONS = "cloud-infrastructure/cloud-regions"
+MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
+
+
+def fixture(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def shared_sim() -> Iterator[AaiSim]:
+    # One server for the module: stopping one costs a shutdown poll (0.1 s).
+    server = AaiSim().start()
+    try:
+        yield server
+    finally:
+        server.up()
+        server.stop()
+
+
+@pytest.fixture
+def sim(shared_sim: AaiSim) -> Iterator[AaiSim]:
+    shared_sim.load({"cloud-region": []})
+    shared_sim.requests.reset()
+    yield shared_sim
+    shared_sim.up()
+    shared_sim.clear_faults()
+
+
+class Aai:
+    """A minimal client: right headers and auth unless a test overrides them."""
+
+    def __init__(self, sim: AaiSim, version: str = "v32") -> None:
+        self.sim = sim
+        self.version = version
+
+    def url(self, path: str = REGIONS, version: str | None = None) -> str:
+        return f"{self.sim.url}/aai/{version or self.version}/{path}"
+
+    def call(
+        self,
+        method: str,
+        path: str = REGIONS,
+        *,
+        version: str | None = None,
+        headers: dict[str, str] | None = None,
+        auth: Any = AUTH,
+        **kwargs: Any,
+    ) -> requests.Response:
+        merged = {**HEADERS, **(headers or {})}
+        return requests.request(
+            method, self.url(path, version), headers=merged, auth=auth, timeout=10, **kwargs
+        )
+
+    def get(self, path: str = REGIONS, **kwargs: Any) -> requests.Response:
+        return self.call("GET", path, **kwargs)
+
+
+@pytest.fixture
+def aai(sim: AaiSim) -> Aai:
+    return Aai(sim)
+
+
+def region_path(owner: str, region_id: str) -> str:
+    return f"{REGIONS}/cloud-region/{owner}/{region_id}"
+
+
+def make(owner: str = "CloudOwner", region_id: str = "RegionOne", **kw: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "extra_info": '{"vesagent_config": {}}',
+        "keystone_url": "http://keystone.test:5000/v3",
+        "username": "admin",
+        "password": "secret",
+        "project": "admin",
+    }
+    args.update(kw)
+    return AaiSim.make_region(owner, region_id, **args)
+
+
+def not_found(method: str, path: str, node_type: str) -> dict[str, Any]:
+    return {
+        "requestError": {
+            "serviceException": {
+                "messageId": "SVC3001",
+                "text": "Resource not found for %1 using id %2 (msg=%3) (ec=%4)",
+                "variables": [
+                    method,
+                    path,
+                    f"Node Not Found:No Node of type {node_type} found at: {path}",
+                    "ERR.5.4.6114",
+                ],
+            }
+        }
+    }
+
+
+def svc3000(method: str, path: str, message: str, code: str) -> dict[str, Any]:
+    return {
+        "requestError": {
+            "serviceException": {
+                "messageId": "SVC3000",
+                "text": "Invalid input performing %1 on %2 (msg=%3) (ec=%4)",
+                "variables": [method, path, message, code],
+            }
+        }
+    }
+
+
+def same_shape(got: Any, want: Any, where: str = "$") -> None:
+    """Same keys (in the same order) and the same JSON types, recursively."""
+    assert type(got) is type(want), f"{where}: {type(got).__name__} != {type(want).__name__}"
+    if isinstance(want, dict):
+        assert list(got) == list(want), f"{where}: keys {list(got)} != {list(want)}"
+        for key in want:
+            same_shape(got[key], want[key], f"{where}.{key}")
+    elif isinstance(want, list):
+        assert len(got) == len(want), f"{where}: {len(got)} items != {len(want)}"
+        for i, (g_item, w_item) in enumerate(zip(got, want, strict=True)):
+            same_shape(g_item, w_item, f"{where}[{i}]")
+
+
+# -- headers, auth, versions -----------------------------------------------------------------
+
+
+def test_echo_needs_the_headers_but_no_auth(sim: AaiSim) -> None:
+    ok = requests.get(f"{sim.url}/aai/util/echo", headers=HEADERS, timeout=10)
+    assert ok.status_code == 200
+    assert ok.json() == {"status": "UP", "groups": ["liveness", "readiness"]}
+    bare = requests.get(f"{sim.url}/aai/util/echo", timeout=10)
+    assert bare.status_code == 400
+
+
+def test_missing_from_app_id_is_400_with_the_real_body(aai: Aai) -> None:
+    r = aai.get(headers={"X-FromAppId": ""})
+    assert r.status_code == 400
+    assert r.json() == svc3000("null", "null", "Invalid X-FromAppId in header", "4.0.4009")
+
+
+def test_missing_transaction_id_is_400_with_the_real_body(aai: Aai) -> None:
+    r = aai.get(headers={"X-TransactionId": ""})
+    assert r.status_code == 400
+    assert r.json() == svc3000("null", "null", "Invalid X-TransactionId in header", "4.0.4010")
+
+
+@pytest.mark.parametrize(
+    "app_header",
+    [{"X-SourceOfTruth": "so"}, {"X-ONAP-PartnerName": "SO.1.0"}, {"X-ONAP-PartnerName": "so"}],
+)
+@pytest.mark.parametrize(
+    "tx_header",
+    [{"X-ONAP-RequestID": "r"}, {"X-RequestID": "r"}, {"X-ECOMP-RequestID": "r"}],
+)
+def test_alternative_header_names_are_accepted(
+    sim: AaiSim, app_header: dict[str, str], tx_header: dict[str, str]
+) -> None:
+    headers = {"Accept": "application/json", **app_header, **tx_header}
+    r = requests.get(Aai(sim).url(), headers=headers, auth=AUTH, timeout=10)
+    assert r.status_code == 404  # past the header checks: the collection is empty
+
+
+def test_internal_partner_name_still_needs_from_app_id(sim: AaiSim) -> None:
+    headers = {"Accept": "application/json", "X-ONAP-PartnerName": "AAI.x", "X-RequestID": "r"}
+    r = requests.get(Aai(sim).url(), headers=headers, auth=AUTH, timeout=10)
+    assert r.status_code == 400
+    assert r.json()["requestError"]["serviceException"]["variables"][3] == "4.0.4009"
+
+
+@pytest.mark.parametrize("auth", [None, ("AAI", "wrong"), ("other", "AAI")])
+def test_bad_or_missing_basic_auth_is_403_pol3300(aai: Aai, auth: Any) -> None:
+    r = aai.get(auth=auth)
+    assert r.status_code == 403
+    assert r.json() == {
+        "requestError": {
+            "policyException": {
+                "messageId": "POL3300",
+                "text": "Unauthorized (msg=%1) (ec=%2)",
+                "variables": ["Unauthorized", "ERR.5.1.3300"],
+            }
+        }
+    }
+
+
+def test_credentials_come_from_the_constructor() -> None:
+    with AaiSim(username="vesagent", password="s3cret") as sim:
+        assert Aai(sim).get(auth=("vesagent", "s3cret")).status_code == 404
+        assert Aai(sim).get(auth=AUTH).status_code == 403
+
+
+def test_header_checks_come_before_auth_and_auth_before_version(aai: Aai) -> None:
+    r = aai.get(headers={"X-FromAppId": ""}, auth=None, version="v99")
+    assert r.json()["requestError"]["serviceException"]["variables"][3] == "4.0.4009"
+    r = aai.get(auth=None, version="v99")
+    assert r.status_code == 403
+
+
+def test_unknown_version_is_400_svc3016(aai: Aai) -> None:
+    r = aai.get(version="v99")
+    assert r.status_code == 400
+    assert r.json() == {
+        "requestError": {
+            "serviceException": {
+                "messageId": "SVC3016",
+                "text": "Request uri is not valid, please check the version %1 (msg=%2) (ec=%3)",
+                "variables": [
+                    "GET",
+                    "Request uri is not valid, please check the version %1",
+                    "ERR.5.6.3007",
+                    f"v99/{REGIONS}",
+                    "v99",
+                ],
+            }
+        }
+    }
+    assert aai.get(version="v10").status_code == 400
+    assert aai.get(version="vfoo").json()["requestError"]["serviceException"]["variables"][2] == (
+        "ERR.5.6.3007"
+    )
+
+
+def test_versions_come_from_the_constructor_and_latest_is_v32() -> None:
+    with AaiSim(versions=("v13", "v32")) as sim:
+        sim.put_region(make())
+        client = Aai(sim)
+        assert client.get(version="v27").status_code == 400
+        v13 = client.get(region_path("CloudOwner", "RegionOne"), version="v13").json()
+        latest = client.get(region_path("CloudOwner", "RegionOne"), version="latest").json()
+        assert "in-maint" not in v13
+        assert latest["in-maint"] is False
+    with AaiSim(versions=("v13",)) as sim:
+        r = Aai(sim).get(version="latest")
+        assert r.status_code == 400
+        assert r.json()["requestError"]["serviceException"]["variables"][4] == "v32"
+
+
+def test_responses_carry_x_aai_txid(aai: Aai) -> None:
+    assert aai.get().headers["X-AAI-TXID"]  # a 404
+    aai.sim.put_region(make())
+    assert aai.get().headers["X-AAI-TXID"]
+
+
+def test_without_an_accept_header_success_bodies_are_xml(aai: Aai) -> None:
+    aai.sim.put_region(make())
+    r = aai.get(headers={"Accept": "*/*"})
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("application/xml")
+    assert r.text.startswith("<?xml")
+    assert 'xmlns="http://org.onap.aai.inventory/v32"' in r.text
+    assert "<cloud-region-id>RegionOne</cloud-region-id>" in r.text
+
+
+def test_a_body_on_get_is_ignored(aai: Aai) -> None:
+    aai.sim.put_region(make())
+    assert aai.get(data='""').status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "part"),
+    [
+        ("cloud-infrastructure/complexes", "complexes"),
+        (region_path("CloudOwner", "RegionOne") + "/tenants", "tenants"),
+        ("network/generic-vnfs", "network"),
+    ],
+)
+def test_paths_outside_the_subset_are_rejected(aai: Aai, path: str, part: str) -> None:
+    r = aai.get(path)
+    assert r.status_code == 400
+    assert r.json() == svc3000(
+        "GET",
+        f"v32/{path}",
+        f"Invalid input performing %1 on %2:Unrecognized AAI object {part}",
+        "ERR.5.2.3000",
+    )
+
+
+def test_xml_errors_wrap_each_variable(aai: Aai) -> None:
+    r = aai.get(headers={"Accept": "*/*"})
+    assert r.status_code == 404
+    assert r.headers["Content-Type"].startswith("application/xml")
+    assert "<variables><variable>GET</variable>" in r.text
+    assert "<messageId>SVC3001</messageId>" in r.text
+
+
+def test_an_accept_of_neither_json_nor_xml_gets_the_4014_body_with_the_original_status(
+    aai: Aai,
+) -> None:
+    r = aai.get(headers={"Accept": "text/html"})
+    assert r.status_code == 404
+    assert r.json() == svc3000("GET", REGIONS, "Invalid Accept header", "4.0.4014")
+
+
+def test_writes_to_the_collection_are_unrecognized_functions(aai: Aai) -> None:
+    r = aai.call("PUT", json={})
+    assert r.status_code == 400
+    assert r.json()["requestError"]["serviceException"]["messageId"] == "SVC3012"
+
+
+# -- collection GET --------------------------------------------------------------------------
+
+
+def test_empty_collection_is_404_with_the_recorded_body(aai: Aai) -> None:
+    r = aai.get()
+    assert r.status_code == 404
+    assert r.json() == fixture("SYNTHETIC_error_404_empty_cloud_regions_collection.json")
+
+
+def test_collection_is_depth_0_without_children_but_with_relationships(aai: Aai) -> None:
+    region = make()
+    region["relationship-list"] = {"relationship": [{"related-to": "complex"}]}
+    aai.sim.put_region(region)
+    body = aai.get().json()
+    assert list(body) == ["cloud-region"]
+    (item,) = body["cloud-region"]
+    assert "esr-system-info-list" not in item
+    assert item["relationship-list"] == region["relationship-list"]
+    assert item["cloud-extra-info"] == region["cloud-extra-info"]
+
+
+@pytest.mark.parametrize("value", ["", "false", "true"])
+def test_nodes_only_drops_relationships_whatever_its_value(aai: Aai, value: str) -> None:
+    region = make()
+    region["relationship-list"] = {"relationship": [{"related-to": "complex"}]}
+    aai.sim.put_region(region)
+    (item,) = aai.get(params={"nodes-only": value}).json()["cloud-region"]
+    assert "relationship-list" not in item
+    single = aai.get(region_path("CloudOwner", "RegionOne"), params={"nodes-only": value}).json()
+    assert "relationship-list" not in single
+
+
+def _three_regions(sim: AaiSim) -> None:
+    sim.put_region(make("OwnerA", "R1", cloud_type="openstack"))
+    sim.put_region(make("OwnerA", "R2", cloud_type="kubernetes"))
+    sim.put_region(make("OwnerB", "R1", cloud_type="openstack"))
+
+
+def _ids(response: requests.Response) -> list[tuple[str, str]]:
+    return [(r["cloud-owner"], r["cloud-region-id"]) for r in response.json()["cloud-region"]]
+
+
+def test_filters_and_across_keys_or_within_a_key(aai: Aai) -> None:
+    _three_regions(aai.sim)
+    assert _ids(aai.get(params={"cloud-owner": "OwnerA"})) == [("OwnerA", "R1"), ("OwnerA", "R2")]
+    both = aai.get(params={"cloud-owner": "OwnerA", "cloud-type": "openstack"})
+    assert _ids(both) == [("OwnerA", "R1")]
+    either = aai.get(params=[("cloud-type", "kubernetes"), ("cloud-owner", "OwnerB")])
+    assert either.status_code == 404  # AND: no kubernetes region of OwnerB
+    repeated = aai.get(params=[("cloud-region-id", "R2"), ("cloud-region-id", "R1")])
+    assert len(_ids(repeated)) == 3
+
+
+def test_filters_match_exactly_and_by_type(aai: Aai) -> None:
+    _three_regions(aai.sim)
+    prefix = aai.get(params={"cloud-owner": "Owner"})
+    assert prefix.status_code == 404
+    assert prefix.json() == fixture("SYNTHETIC_error_404_empty_cloud_regions_collection.json")
+    assert len(_ids(aai.get(params={"in-maint": "false"}))) == 3
+    assert aai.get(params={"in-maint": "true"}).status_code == 404
+
+
+def test_filter_on_an_unknown_property_is_400(aai: Aai) -> None:
+    _three_regions(aai.sim)
+    r = aai.get(params={"cloud_owner": "OwnerA"})
+    assert r.status_code == 400
+    assert r.json() == svc3000(
+        "GET",
+        REGIONS,
+        "Invalid input performing %1 on %2:property: cloud_owner not found on cloud-region",
+        "ERR.5.2.3000",
+    )
+    # v13 has no in-maint: the same filter is unknown there.
+    assert aai.get(params={"in-maint": "false"}, version="v13").status_code == 400
+
+
+def test_paging_is_1_based_with_total_headers(aai: Aai) -> None:
+    for n in range(5):
+        aai.sim.put_region(make("Owner", f"R{n}"))
+    page = aai.get(params={"resultIndex": 2, "resultSize": 2})
+    assert page.status_code == 200
+    assert _ids(page) == [("Owner", "R2"), ("Owner", "R3")]
+    assert page.headers["total-results"] == "5"
+    assert page.headers["total-pages"] == "3"
+    assert _ids(aai.get(params={"resultIndex": 3, "resultSize": 2})) == [("Owner", "R4")]
+    past = aai.get(params={"resultIndex": 4, "resultSize": 2})
+    assert past.status_code == 404
+    assert past.json() == fixture("SYNTHETIC_error_404_empty_cloud_regions_collection.json")
+    unpaged = aai.get(params={"resultIndex": 2})
+    assert len(_ids(unpaged)) == 5
+    assert "total-results" not in unpaged.headers
+
+
+@pytest.mark.parametrize("depth", ["1", "all", ""])
+def test_depth_above_0_on_the_container_is_403(aai: Aai, depth: str) -> None:
+    aai.sim.put_region(make())
+    r = aai.get(params={"depth": depth})
+    assert r.status_code == 403
+    assert r.json() == {
+        "requestError": {
+            "policyException": {
+                "messageId": "POL3300",
+                "text": "Unauthorized (msg=%1) (ec=%2)",
+                "variables": [
+                    "Too many objects would be returned by this request, please refine your "
+                    "request and retry",
+                    "ERR.5.1.3303",
+                    "GET",
+                    REGIONS,
+                ],
+            }
+        }
+    }
+    assert aai.get(params={"depth": "0"}).status_code == 200
+
+
+def test_bad_depth_is_400(aai: Aai) -> None:
+    aai.sim.put_region(make())
+    r = aai.get(params={"depth": "deep"})
+    assert r.status_code == 400
+    assert r.json() == svc3000(
+        "GET", REGIONS, 'The depth parameter must be a number or the string "all"', "4.0.4016"
+    )
+
+
+def test_count_format(aai: Aai) -> None:
+    _three_regions(aai.sim)
+    assert aai.get(params={"format": "count"}).json() == {"results": [{"cloud-region": 3}]}
+
+
+# -- single GET and esr-system-info ----------------------------------------------------------
+
+
+def test_single_get_is_depth_0_unless_asked(aai: Aai) -> None:
+    aai.sim.put_region(make(openstack_region_id="RegionOne"))
+    path = region_path("CloudOwner", "RegionOne")
+    plain = aai.get(path).json()
+    assert "esr-system-info-list" not in plain
+    assert plain["cloud-owner"] == "CloudOwner"
+    deep = aai.get(path, params={"depth": "1"}).json()
+    (esr,) = deep["esr-system-info-list"]["esr-system-info"]
+    assert esr["service-url"] == "http://keystone.test:5000/v3"
+    assert esr["openstack-region-id"] == "RegionOne"
+    assert aai.get(path, params={"depth": "all"}).json() == deep
+
+
+def test_single_get_of_a_missing_region_is_404_with_its_path(aai: Aai) -> None:
+    path = region_path("CloudOwner", "Nowhere")
+    r = aai.get(path)
+    assert r.status_code == 404
+    assert r.json() == not_found("GET", path, "cloud-region")
+
+
+def test_esr_system_info_list_shape_and_404(aai: Aai) -> None:
+    aai.sim.put_region(make())
+    path = region_path("CloudOwner", "RegionOne") + "/esr-system-info-list"
+    body = aai.get(path).json()
+    assert list(body) == ["esr-system-info"]
+    assert body["esr-system-info"][0]["system-type"] == "VIM"
+    assert aai.get(path, params={"depth": "1"}).status_code == 403
+    bare = make("CloudOwner", "Bare")
+    del bare["esr-system-info-list"]
+    aai.sim.put_region(bare)
+    empty_path = region_path("CloudOwner", "Bare") + "/esr-system-info-list"
+    r = aai.get(empty_path)
+    assert r.status_code == 404
+    assert r.json() == not_found("GET", empty_path, "esr-system-info")
+
+
+def test_esr_system_info_has_its_own_resource_version(aai: Aai) -> None:
+    aai.sim.put_region(make())
+    region = region_path("CloudOwner", "RegionOne")
+    esr = aai.get(region + "/esr-system-info-list").json()["esr-system-info"][0]
+    esr_path = f"{region}/esr-system-info-list/esr-system-info/{esr['esr-system-info-id']}"
+    assert aai.get(esr_path).json() == esr
+    before = aai.get(region).json()["resource-version"]
+
+    changed = {**esr, "password": "rotated"}
+    missing = {k: v for k, v in changed.items() if k != "resource-version"}
+    r = aai.call("PUT", esr_path, json=missing)
+    assert r.status_code == 412
+    assert r.json() == svc3000(
+        "PUT",
+        esr_path,
+        "Precondition Required:resource-version not passed for update of "
+        f"/esr-system-info-list/esr-system-info/{esr['esr-system-info-id']}",
+        "ERR.5.4.6130",
+    )
+    assert aai.call("PUT", esr_path, json=changed).status_code == 200
+    after = aai.get(esr_path).json()
+    assert after["password"] == "rotated"
+    assert after["resource-version"] != esr["resource-version"]
+    assert aai.get(region).json()["resource-version"] == before
+
+    r = aai.call("DELETE", esr_path, params={"resource-version": after["resource-version"]})
+    assert r.status_code == 204
+    assert aai.get(esr_path).status_code == 404
+    assert aai.get(region).json()["resource-version"] == before
+
+
+def test_esr_put_creates_and_checks_required_properties(aai: Aai) -> None:
+    aai.sim.put_region(make())
+    base = region_path("CloudOwner", "RegionOne") + "/esr-system-info-list/esr-system-info"
+    r = aai.call("PUT", f"{base}/second", json={"user-name": "u"})
+    assert r.status_code == 400
+    assert r.json()["requestError"]["serviceException"]["variables"][2] == (
+        "Invalid input performing %1 on %2:Missing required property: password,"
+        "Missing required property: system-type"
+    )
+    full = {"user-name": "u", "password": "p", "system-type": "VIM"}
+    assert aai.call("PUT", f"{base}/second", json=full).status_code == 201
+    assert aai.get(f"{base}/second").json()["esr-system-info-id"] == "second"
+    orphan = region_path("CloudOwner", "Nowhere") + "/esr-system-info-list/esr-system-info/x"
+    assert aai.call("PUT", orphan, json=full).status_code == 404
+
+
+# -- writes ----------------------------------------------------------------------------------
+
+
+def test_put_create_then_update_needs_the_matching_resource_version(aai: Aai) -> None:
+    path = region_path("CloudOwner", "RegionNew")
+    body = make("CloudOwner", "RegionNew")
+    created = aai.call("PUT", path, json=body)
+    assert created.status_code == 201
+    assert created.content == b""
+    stored = aai.get(path).json()
+    assert stored["resource-version"].isdigit()
+    abs_path = "/" + path
+
+    stale = aai.call("PUT", path, json={**body, "resource-version": "1"})
+    assert stale.status_code == 412
+    assert stale.json() == svc3000(
+        "PUT",
+        path,
+        f"Precondition Failed:resource-version MISMATCH for update of {abs_path}",
+        "ERR.5.4.6131",
+    )
+    bare = aai.call("PUT", path, json=body)
+    assert bare.status_code == 412
+    assert bare.json() == svc3000(
+        "PUT",
+        path,
+        f"Precondition Required:resource-version not passed for update of {abs_path}",
+        "ERR.5.4.6130",
+    )
+    again = aai.call("PUT", path, json={**body, "resource-version": stored["resource-version"]})
+    assert again.status_code == 200
+    # Identical data still re-stamps.
+    assert aai.get(path).json()["resource-version"] != stored["resource-version"]
+
+
+def test_put_create_with_a_resource_version_is_412_6135(aai: Aai) -> None:
+    path = region_path("CloudOwner", "RegionNew")
+    r = aai.call("PUT", path, json={**make("CloudOwner", "RegionNew"), "resource-version": "5"})
+    assert r.status_code == 412
+    assert r.json() == svc3000(
+        "PUT",
+        path,
+        "Resource version specified on create:resource-version passed for create of /" + path,
+        "ERR.5.4.6135",
+    )
+
+
+def test_put_replaces_properties_and_injects_keys(aai: Aai) -> None:
+    path = region_path("CloudOwner", "RegionOne")
+    aai.sim.put_region({k: v for k, v in make().items() if k not in ("in-maint",)})
+    current = aai.get(path).json()
+    r = aai.call(
+        "PUT", path, json={"cloud-type": "k8s", "resource-version": current["resource-version"]}
+    )
+    assert r.status_code == 200
+    after = aai.get(path, params={"depth": "1"}).json()
+    assert after["cloud-owner"] == "CloudOwner"
+    assert after["cloud-type"] == "k8s"
+    assert "cloud-extra-info" not in after
+    assert after["orchestration-disabled"] is False
+    assert "esr-system-info-list" in after  # no list in the body: children stay
+    stored = aai.sim.region("CloudOwner", "RegionOne")
+    assert stored is not None
+    assert (stored["orchestration-disabled"], stored["in-maint"]) == (False, False)  # written
+
+
+def test_put_with_keys_that_differ_from_the_uri_is_400(aai: Aai) -> None:
+    path = region_path("CloudOwner", "RegionOne")
+    r = aai.call("PUT", path, json={"cloud-owner": "Other"})
+    assert r.status_code == 400
+    assert r.json() == svc3000(
+        "PUT",
+        f"v32/{path}",
+        "Invalid input performing %1 on %2:uri and payload keys don't match",
+        "ERR.5.2.3000",
+    )
+
+
+def test_put_children_replace_when_present_and_stay_when_absent(aai: Aai) -> None:
+    path = region_path("CloudOwner", "RegionOne")
+    aai.sim.put_region(make())
+    before = aai.get(path, params={"depth": "1"}).json()
+    old_esr = before["esr-system-info-list"]["esr-system-info"][0]
+
+    without = {k: v for k, v in before.items() if k != "esr-system-info-list"}
+    without["cloud-zone"] = "z2"
+    assert aai.call("PUT", path, json=without).status_code == 200
+    kept = aai.get(path, params={"depth": "1"}).json()
+    assert kept["esr-system-info-list"]["esr-system-info"] == [old_esr]
+
+    new_esr = {
+        "esr-system-info-id": "new",
+        "user-name": "u2",
+        "password": "p2",
+        "system-type": "VIM",
+    }
+    replacing = {**kept, "esr-system-info-list": {"esr-system-info": [new_esr]}}
+    assert aai.call("PUT", path, json=replacing).status_code == 200
+    (esr,) = aai.get(path, params={"depth": "1"}).json()["esr-system-info-list"]["esr-system-info"]
+    assert esr["esr-system-info-id"] == "new"
+    assert esr["resource-version"].isdigit()
+
+
+def test_patch_needs_merge_patch_content_type(aai: Aai) -> None:
+    path = region_path("CloudOwner", "RegionOne")
+    aai.sim.put_region(make())
+    assert aai.call("PATCH", path, json={"cloud-zone": "z9"}).status_code == 415
+    plain = aai.call("PATCH", path, data='{"cloud-zone": "z9"}')
+    assert plain.status_code == 415
+    assert aai.get(path).json()["cloud-zone"] == "z1"
+
+
+def test_patch_merges_without_a_version_check_and_restamps(aai: Aai) -> None:
+    path = region_path("CloudOwner", "RegionOne")
+    aai.sim.put_region(make())
+    before = aai.get(path).json()
+    patch = {"cloud-zone": "z9", "complex-name": None, "resource-version": "bogus"}
+    r = aai.call("PATCH", path, headers=MERGE_PATCH, data=json.dumps(patch))
+    assert r.status_code == 200
+    assert r.content == b""
+    after = aai.get(path).json()
+    assert after["cloud-zone"] == "z9"
+    assert "complex-name" not in after
+    assert after["cloud-extra-info"] == before["cloud-extra-info"]
+    assert after["resource-version"] not in (before["resource-version"], "bogus")
+
+
+def test_post_with_method_override_patches(aai: Aai) -> None:
+    path = region_path("CloudOwner", "RegionOne")
+    aai.sim.put_region(make())
+    headers = {**MERGE_PATCH, "X-HTTP-Method-Override": "PATCH"}
+    assert aai.call("POST", path, headers=headers, data='{"cloud-zone":"z7"}').status_code == 200
+    assert aai.get(path).json()["cloud-zone"] == "z7"
+
+
+def test_patch_of_a_missing_region_is_404(aai: Aai) -> None:
+    path = region_path("CloudOwner", "Nowhere")
+    r = aai.call("PATCH", path, headers=MERGE_PATCH, data="{}")
+    assert r.status_code == 404
+    assert r.json() == not_found("MERGE_PATCH", path, "cloud-region")
+
+
+def test_delete_needs_the_resource_version(aai: Aai) -> None:
+    path = region_path("CloudOwner", "RegionOne")
+    aai.sim.put_region(make())
+    current = aai.get(path).json()["resource-version"]
+    missing = aai.call("DELETE", path)
+    assert missing.status_code == 412
+    assert missing.json() == svc3000(
+        "DELETE",
+        path,
+        "Precondition Required:resource-version not passed for delete of cloud-region",
+        "ERR.5.4.6130",
+    )
+    stale = aai.call("DELETE", path, params={"resource-version": "1"})
+    assert stale.json()["requestError"]["serviceException"]["variables"][2] == (
+        "Precondition Failed:resource-version MISMATCH for delete of cloud-region"
+    )
+    assert aai.call("DELETE", path, params={"resource-version": current}).status_code == 204
+    assert aai.get(path).status_code == 404
+    assert aai.call("DELETE", path, params={"resource-version": current}).status_code == 404
+
+
+def test_every_write_restamps_strictly(aai: Aai) -> None:
+    path = region_path("CloudOwner", "RegionOne")
+    aai.sim.put_region(make())
+    seen = {aai.get(path).json()["resource-version"]}
+    for n in range(30):
+        patch = json.dumps({"cloud-zone": f"z{n % 2}"})
+        assert aai.call("PATCH", path, headers=MERGE_PATCH, data=patch).status_code == 200
+        seen.add(aai.get(path).json()["resource-version"])
+    assert len(seen) == 31
+    stamps = [aai.sim.set_extra_info("CloudOwner", "RegionOne", "{}") for _ in range(200)]
+    assert len(set(stamps)) == 200
+    assert all(s.isdigit() and len(s) == 13 for s in stamps)
+
+
+def test_field_gaps_follow_the_schema_version(aai: Aai) -> None:
+    region = make()
+    region["cloud-epa-caps"] = '{"openstack-region-id":"RegionOne"}'
+    aai.sim.put_region(region)
+    path = region_path("CloudOwner", "RegionOne")
+    v13 = aai.get(path, version="v13").json()
+    assert "orchestration-disabled" not in v13
+    assert "in-maint" not in v13
+    assert v13["cloud-epa-caps"] == region["cloud-epa-caps"]
+    v16 = aai.get(path, version="v16").json()
+    assert v16["orchestration-disabled"] is False
+    assert v16["in-maint"] is False
+    assert "cloud-epa-caps" not in v16
+    # A region written without the flags still shows the v16+ defaults.
+    bare = {k: v for k, v in make("CloudOwner", "Bare").items() if k not in ("in-maint",)}
+    aai.call("PUT", region_path("CloudOwner", "Bare"), version="v13", json=bare)
+    assert aai.get(region_path("CloudOwner", "Bare"), version="v27").json()["in-maint"] is False
+    esr = aai.get(path + "/esr-system-info-list", version="v13").json()["esr-system-info"][0]
+    assert "openstack-region-id" not in esr or esr["openstack-region-id"] is None
+
+
+def test_cloud_extra_info_is_an_opaque_string(aai: Aai) -> None:
+    # Duplicate keys, odd whitespace and non-ASCII: any parse/re-serialise would change it.
+    odd = '{ "vesagent_config" :\t{"b": 1,\n  "a" : 2, "a": 3 }, "x":"é\\u00e9" }  \r\n'
+    path = region_path("CloudOwner", "RegionOne")
+    assert aai.call("PUT", path, json=make(extra_info=odd)).status_code == 201
+    assert aai.get(path).json()["cloud-extra-info"] == odd
+    (listed,) = aai.get().json()["cloud-region"]
+    assert listed["cloud-extra-info"] == odd
+    assert aai.sim.region("CloudOwner", "RegionOne")["cloud-extra-info"] == odd
+    patched = odd + " "
+    r = aai.call("PATCH", path, headers=MERGE_PATCH, data=json.dumps({"cloud-extra-info": patched}))
+    assert r.status_code == 200
+    assert aai.get(path).json()["cloud-extra-info"] == patched
+
+
+def test_cloud_extra_info_must_be_a_string_on_put(aai: Aai) -> None:
+    path = region_path("CloudOwner", "RegionOne")
+    r = aai.call("PUT", path, json=make(extra_info=None) | {"cloud-extra-info": {"a": 1}})
+    assert r.status_code == 400
+
+
+# -- recorded shapes -------------------------------------------------------------------------
+
+
+def test_reads_the_regions_as_the_recorded_fixtures_shape_them(aai: Aai) -> None:
+    csit = fixture("csit_v13_cloud_region_get.json")
+    csit_esr = fixture("csit_v13_esr_system_info_list_get.json")
+    onapsdk = fixture("onapsdk_test_cloud_regions_collection.json")
+    onapsdk_esr = fixture("onapsdk_test_esr_system_info_list.json")
+    csit_region = {**csit, "esr-system-info-list": csit_esr}
+    opnfv = {**onapsdk["cloud-region"][0], "esr-system-info-list": onapsdk_esr}
+    aai.sim.load({"cloud-region": [csit_region, opnfv]})
+
+    csit_path = region_path("CloudOwner", "RegionOne")
+    got = aai.get(csit_path, version="v13").json()
+    same_shape(got, csit)
+    assert got == csit  # values too, sriov-automation stays a JSON boolean as recorded
+    got_esr = aai.get(csit_path + "/esr-system-info-list", version="v13").json()
+    same_shape(got_esr, csit_esr)
+    assert got_esr == csit_esr
+
+    # onapsdk reads with v27 and needs orchestration-disabled / in-maint.
+    listed = aai.get(params={"cloud-owner": "OPNFV"}, version="v27").json()
+    same_shape(listed, onapsdk)
+    assert listed == onapsdk
+    opnfv_esr = aai.get(region_path("OPNFV", "RegionOne") + "/esr-system-info-list").json()
+    assert opnfv_esr == onapsdk_esr
+
+
+def test_reads_the_synthetic_v29_shapes(aai: Aai) -> None:
+    depth1 = fixture("SYNTHETIC_v29_cloud_region_get_depth1.json")
+    collection = fixture("SYNTHETIC_v29_cloud_regions_collection_depth0.json")
+    aai.sim.load({"cloud-region": [depth1]})
+    path = region_path("CloudOwner", "RegionOne")
+    got = aai.get(path, version="v29", params={"depth": "1"}).json()
+    same_shape(got, depth1)
+    assert got == depth1
+    assert aai.get(version="v29").json() == collection
+
+
+def test_the_csit_not_found_body_shape_is_what_missing_nodes_get(aai: Aai) -> None:
+    recorded = fixture("csit_v13_error_404_node_not_found.json")
+    got = aai.get(region_path("CloudOwner", "compute-0"), version="v13").json()
+    same_shape(got, recorded)
+
+
+def test_a_recorded_extra_info_string_round_trips(aai: Aai) -> None:
+    text = fixture("multicloud_fcaps_cloud_extra_info_vesagent_config.json")["cloud-extra-info"]
+    aai.sim.put_region(make(extra_info=text))
+    assert aai.get(region_path("CloudOwner", "RegionOne")).json()["cloud-extra-info"] == text
+
+
+# -- Python handle ---------------------------------------------------------------------------
+
+
+def test_handle_load_region_regions_and_deep_copies(sim: AaiSim, tmp_path: Path) -> None:
+    data = {"cloud-region": [make("O", "R1"), make("O", "R2")]}
+    data["cloud-region"][0]["resource-version"] = "1700000000001"
+    file = tmp_path / "regions.json"
+    file.write_text(json.dumps(data), encoding="utf-8")
+    sim.load_file(file)
+    first = sim.region("O", "R1")
+    assert first is not None
+    assert first["resource-version"] == "1700000000001"
+    assert first["esr-system-info-list"]["esr-system-info"][0]["user-name"] == "admin"
+    first["cloud-type"] = "mutated"
+    first["esr-system-info-list"]["esr-system-info"][0]["password"] = "mutated"
+    again = sim.region("O", "R1")
+    assert again is not None
+    assert again["cloud-type"] == "openstack"
+    assert again["esr-system-info-list"]["esr-system-info"][0]["password"] == "secret"
+    assert [r["cloud-region-id"] for r in sim.regions()] == ["R1", "R2"]
+    assert sim.region("O", "nope") is None
+    sim.load({"cloud-region": []})  # load replaces
+    assert sim.regions() == []
+
+
+def test_handle_rejects_unknown_keys(sim: AaiSim) -> None:
+    with pytest.raises(ValueError, match="cloud_extra_info"):
+        sim.put_region({**make(), "cloud_extra_info": "{}"})
+    with pytest.raises(ValueError):
+        sim.load({"regions": []})
+    with pytest.raises(ValueError, match="esr-system-info-list"):
+        sim.put_region({**make(), "esr-system-info-list": [{"user-name": "u"}]})
+
+
+def test_handle_put_region_returns_the_served_resource_version(aai: Aai) -> None:
+    version = aai.sim.put_region(make())
+    assert aai.get(region_path("CloudOwner", "RegionOne")).json()["resource-version"] == version
+    second = aai.sim.put_region(make())
+    assert second != version
+
+
+def test_handle_set_extra_info_restamps_the_region(aai: Aai) -> None:
+    aai.sim.put_region(make())
+    path = region_path("CloudOwner", "RegionOne")
+    before = aai.get(path, params={"depth": "1"}).json()
+    version = aai.sim.set_extra_info("CloudOwner", "RegionOne", '{"k": 1}')
+    after = aai.get(path, params={"depth": "1"}).json()
+    assert after["resource-version"] == version != before["resource-version"]
+    assert after["cloud-extra-info"] == '{"k": 1}'
+    assert after["esr-system-info-list"] == before["esr-system-info-list"]
+    aai.sim.set_extra_info("CloudOwner", "RegionOne", None)
+    assert "cloud-extra-info" not in aai.get(path).json()
+    with pytest.raises(KeyError):
+        aai.sim.set_extra_info("CloudOwner", "Nowhere", "{}")
+
+
+def test_handle_set_credentials_restamps_only_the_child(aai: Aai) -> None:
+    aai.sim.put_region(make())
+    path = region_path("CloudOwner", "RegionOne")
+    before = aai.get(path, params={"depth": "1"}).json()
+    old_esr = before["esr-system-info-list"]["esr-system-info"][0]
+    new = {**old_esr, "password": "rotated"}
+    del new["resource-version"]
+    version = aai.sim.set_credentials("CloudOwner", "RegionOne", new)
+    after = aai.get(path, params={"depth": "1"}).json()
+    (esr,) = after["esr-system-info-list"]["esr-system-info"]
+    assert esr["password"] == "rotated"
+    assert esr["resource-version"] == version != old_esr["resource-version"]
+    assert after["resource-version"] == before["resource-version"]
+    bare = make("CloudOwner", "Bare")
+    del bare["esr-system-info-list"]
+    aai.sim.put_region(bare)
+    aai.sim.set_credentials("CloudOwner", "Bare", {"user-name": "u", "password": "p"})
+    listed = aai.get(region_path("CloudOwner", "Bare") + "/esr-system-info-list").json()
+    assert listed["esr-system-info"][0]["user-name"] == "u"
+
+
+def test_handle_delete_region(aai: Aai) -> None:
+    aai.sim.put_region(make())
+    assert aai.sim.delete_region("CloudOwner", "RegionOne") is True
+    assert aai.sim.delete_region("CloudOwner", "RegionOne") is False
+    assert aai.get().status_code == 404
+
+
+def test_make_region_is_a_realistic_esr_registered_region() -> None:
+    region = AaiSim.make_region(
+        "Owner",
+        "R1",
+        extra_info=None,
+        keystone_url="http://ks/v3",
+        username="u",
+        password="p",
+        project="proj",
+        openstack_region_id="RegionOne",
+    )
+    assert "cloud-extra-info" not in region
+    assert region["cloud-type"] == "openstack"
+    (esr,) = region["esr-system-info-list"]["esr-system-info"]
+    assert esr["system-type"] == "VIM"
+    assert esr["ssl-insecure"] is True
+    assert esr["service-url"] == "http://ks/v3"
+    assert (esr["user-name"], esr["password"], esr["default-tenant"]) == ("u", "p", "proj")
+    assert esr["cloud-domain"] == "Default"
+    assert esr["openstack-region-id"] == "RegionOne"
+    assert (
+        esr
+        == AaiSim.make_region(
+            "Owner",
+            "R1",
+            extra_info="{}",
+            keystone_url="http://ks/v3",
+            username="u",
+            password="p",
+            project="proj",
+            openstack_region_id="RegionOne",
+        )["esr-system-info-list"]["esr-system-info"][0]
+    )
+
+
+def test_request_counts_use_the_base_log(aai: Aai) -> None:
+    aai.get()
+    aai.get()
+    assert aai.sim.requests.total(f"/aai/v32/{REGIONS}", method="GET") == 2
+
+
+# -- down / up -------------------------------------------------------------------------------
+
+
+def test_down_503_then_up(aai: Aai) -> None:
+    aai.sim.put_region(make())
+    aai.sim.down("503")
+    assert aai.get().status_code == 503
+    aai.sim.up()
+    assert aai.get().status_code == 200
+
+
+def test_down_refuse_then_up(aai: Aai) -> None:
+    aai.sim.put_region(make())
+    port = aai.sim.port
+    aai.sim.down("refuse")
+    with pytest.raises(requests.ConnectionError):
+        aai.get()
+    aai.sim.up()
+    assert aai.sim.port == port
+    assert aai.get().status_code == 200
+
+
+def test_down_hang_holds_requests_until_up(aai: Aai) -> None:
+    aai.sim.put_region(make())
+    aai.sim.down("hang")
+    with pytest.raises(requests.ReadTimeout):
+        requests.get(aai.url(), headers=HEADERS, auth=AUTH, timeout=0.3)
+    aai.sim.up()
+    assert aai.get().status_code == 200
+
+
+def test_up_keeps_faults_injected_by_tests(aai: Aai) -> None:
+    aai.sim.put_region(make())
+    aai.sim.inject(status=500, path_prefix="/aai", count=1)
+    aai.sim.down("503")
+    aai.sim.up()
+    assert aai.get().status_code == 500
+    assert aai.get().status_code == 200
+
+
+# -- HTTP control ----------------------------------------------------------------------------
+
+
+def test_http_control_load_list_and_extra_info(aai: Aai) -> None:
+    base = f"{aai.sim.url}/_sim/aai"
+    loaded = requests.put(f"{base}/regions", json={"cloud-region": [make()]}, timeout=10)
+    assert loaded.status_code == 200
+    listed = requests.get(f"{base}/regions", timeout=10).json()["cloud-region"]
+    assert [r["cloud-region-id"] for r in listed] == ["RegionOne"]
+    text = '{"vesagent_config": {"a": 1}}\n\t '
+    r = requests.put(
+        f"{base}/regions/CloudOwner/RegionOne/cloud-extra-info",
+        data=text.encode("utf-8"),
+        headers={"Content-Type": "text/plain"},
+        timeout=10,
+    )
+    assert r.status_code == 200
+    got = aai.get(region_path("CloudOwner", "RegionOne")).json()
+    assert got["cloud-extra-info"] == text
+    assert got["resource-version"] == r.json()["resource-version"]
+    missing = requests.put(
+        f"{base}/regions/CloudOwner/Nowhere/cloud-extra-info", data="x", timeout=10
+    )
+    assert missing.status_code == 404
+    assert requests.put(f"{base}/regions", json={"bad": 1}, timeout=10).status_code == 400
+
+
+def test_http_control_down_and_up(aai: Aai) -> None:
+    aai.sim.put_region(make())
+    base = f"{aai.sim.url}/_sim/aai"
+    assert requests.post(f"{base}/down", json={"mode": "503"}, timeout=10).status_code == 200
+    assert aai.get().status_code == 503
+    assert requests.post(f"{base}/up", timeout=10).status_code == 200
+    assert aai.get().status_code == 200
+    assert requests.post(f"{base}/down", json={"mode": "sideways"}, timeout=10).status_code == 400
+    assert requests.post(f"{base}/down", json={"mode": "refuse"}, timeout=10).status_code == 200
+    with pytest.raises(requests.ConnectionError):
+        aai.get()
+    aai.sim.up()  # the control API went down with the socket
+    assert aai.get().status_code == 200
+
+
+# -- scale -----------------------------------------------------------------------------------
+
+
+def test_a_thousand_regions_list_fast(aai: Aai) -> None:
+    regions = [make("Owner", f"R{n:04d}") for n in range(1000)]
+    aai.sim.load({"cloud-region": copy.deepcopy(regions)})
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        r = aai.get()
+        best = min(best, time.perf_counter() - start)
+        assert r.status_code == 200
+    assert len(r.json()["cloud-region"]) == 1000
+    assert best < 0.1, f"collection GET of 1000 regions took {best * 1000:.0f} ms"
+    filtered = aai.get(params={"cloud-region-id": "R0500"})
+    assert _ids(filtered) == [("Owner", "R0500")]
