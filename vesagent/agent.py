@@ -55,14 +55,12 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
     metrics = Metrics(registry)
     metrics.shard.labels(str(settings.shard.index), str(settings.shard.count)).set(1)
     store = Store(settings.state_dir)
-    registry.register(OutboxCollector(store.stats))
     directory = CollectorDirectory()
+    registry.register(OutboxCollector(store.stats, directory.endpoints))
     sender = Sender(store, directory, metrics=metrics)
 
     def make_poller(spec: RegionSpec) -> RegionPoller:
-        return RegionPoller(
-            spec, store, ComputeClient, metrics=metrics, on_events=sender.wake
-        )
+        return RegionPoller(spec, store, ComputeClient, metrics=metrics, on_events=sender.wake)
 
     pollers = PollerSet(make_poller)
     verify: bool | str = not settings.aai_insecure

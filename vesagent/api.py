@@ -68,7 +68,8 @@ def region_status(agent: Any, key: RegionKey) -> dict[str, Any]:
         "managed": spec is not None,
         "running": poller is not None,
         "config_errors": [
-            {"path": path, "message": message} for path, message in (state.config_errors if state else [])
+            {"path": path, "message": message}
+            for path, message in (state.config_errors if state else [])
         ],
         "credentials_error": state.credentials_error if state else None,
         "backlogs": [],
@@ -120,7 +121,9 @@ class RegionEditor:
     def __init__(self, agent: Any) -> None:
         self.agent = agent
 
-    def edit(self, key: RegionKey, change: Callable[[str | None], str | None]) -> tuple[str | None, str | None]:
+    def edit(
+        self, key: RegionKey, change: Callable[[str | None], str | None]
+    ) -> tuple[str | None, str | None]:
         """Apply ``change`` to the current text; returns (old, new). Retries on 412."""
         aai = self.agent.aai
         for _attempt in range(WRITE_ATTEMPTS):
@@ -178,9 +181,12 @@ def create_app(agent: Any) -> Flask:
         if not username:
             return None
         header = request.headers.get("Authorization", "")
-        expected = "Basic " + base64.b64encode(
-            f"{username}:{password.get_secret_value() if password else ''}".encode()
-        ).decode()
+        expected = (
+            "Basic "
+            + base64.b64encode(
+                f"{username}:{password.get_secret_value() if password else ''}".encode()
+            ).decode()
+        )
         if hmac.compare_digest(header.encode(), expected.encode()):
             return None
         response, status = _error(401, "authentication required")
@@ -245,8 +251,11 @@ def create_app(agent: Any) -> Flask:
         _reconcile_now(agent)
         log.info("api.config_written", vimid=vimid, created=created)
         stored = _stored_config(merge_into_cloud_extra_info(None, body[CONFIG_KEY]))
-        response = {"vimid": vimid, "vesagent_config": masked(stored),
-                    "status": region_status(agent, key)}
+        response = {
+            "vimid": vimid,
+            "vesagent_config": masked(stored),
+            "status": region_status(agent, key),
+        }
         return jsonify(response), 201 if created else 200
 
     @api.delete("/<vimid>/vesagent")

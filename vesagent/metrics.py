@@ -6,6 +6,7 @@ they already live there.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -39,9 +40,7 @@ class Metrics:
         self.aai_up = Gauge(
             "vesagent_aai_up", "1 when the last A&AI read succeeded, else 0", registry=r
         )
-        self.reconcile_passes = Counter(
-            "vesagent_reconcile_passes", "Reconcile passes", registry=r
-        )
+        self.reconcile_passes = Counter("vesagent_reconcile_passes", "Reconcile passes", registry=r)
         self.reconcile_actions = Counter(
             "vesagent_reconcile_actions",
             "Poller actions taken by the reconciler",
@@ -50,7 +49,9 @@ class Metrics:
         )
         self.regions = Gauge("vesagent_managed_regions", "Regions this replica manages", registry=r)
         self.backlogs = Gauge(
-            "vesagent_backlogs", "Configured backlogs by domain and type", ["domain", "type"],
+            "vesagent_backlogs",
+            "Configured backlogs by domain and type",
+            ["domain", "type"],
             registry=r,
         )
         self.config_errors = Gauge(
@@ -110,22 +111,24 @@ class Metrics:
     def forget_region(self, vimid: str) -> None:
         """Drop a stopped region's labelled series so /metrics shows only live regions."""
         for metric in (self.tracked_servers, self.active_alarms, self.config_errors):
-            try:
+            with contextlib.suppress(KeyError):
                 metric.remove(vimid)
-            except KeyError:
-                pass
         for outcome in ("ok", "error"):
-            try:
+            with contextlib.suppress(KeyError):
                 self.polls.remove(vimid, outcome)
-            except KeyError:
-                pass
 
 
 class OutboxCollector:
     """Outbox depth and oldest-event age per collector, read from the store at scrape time."""
 
-    def __init__(self, stats: Callable[[], dict[str, dict[str, Any]]], clock=time.time) -> None:
+    def __init__(
+        self,
+        stats: Callable[[], dict[str, dict[str, Any]]],
+        known: Callable[[], Iterable[str]] = tuple,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._stats = stats
+        self._known = known  # collectors to show at depth 0 when nothing waits for them
         self._clock = clock
 
     def collect(self) -> Iterable[Metric]:
@@ -141,7 +144,9 @@ class OutboxCollector:
             "vesagent_outbox_bytes", "Bytes waiting for delivery", labels=["collector"]
         )
         now = self._clock()
-        for collector, row in self._stats().items():
+        stats = {collector: {} for collector in self._known()}
+        stats.update(self._stats())
+        for collector, row in stats.items():
             depth.add_metric([collector], row.get("depth", 0))
             oldest = row.get("oldest_created")
             age.add_metric([collector], max(0.0, now - oldest) if oldest else 0.0)

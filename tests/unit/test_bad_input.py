@@ -13,8 +13,11 @@ STATUSES = ["ACTIVE", "ERROR", "SHUTOFF", "PAUSED", "DELETED", "UNKNOWN", "BUILD
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=300)
 )
-values = st.recursive(scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(
-    st.text(max_size=10), c, max_size=3), max_leaves=8)
+values = st.recursive(
+    scalars,
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=10), c, max_size=3),
+    max_leaves=8,
+)
 server_bodies = st.fixed_dictionaries(
     {},
     optional={

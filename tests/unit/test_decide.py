@@ -40,8 +40,15 @@ def raised(status: str = "ERROR", **kw: object):
 
 @pytest.mark.parametrize(
     ("status", "severity"),
-    [("ERROR", "CRITICAL"), ("SHUTOFF", "MAJOR"), ("PAUSED", "MAJOR"), ("SUSPENDED", "MAJOR"),
-     ("SHELVED_OFFLOADED", "MAJOR"), ("UNKNOWN", "MAJOR"), ("SOMETHING_NEW", "MAJOR")],
+    [
+        ("ERROR", "CRITICAL"),
+        ("SHUTOFF", "MAJOR"),
+        ("PAUSED", "MAJOR"),
+        ("SUSPENDED", "MAJOR"),
+        ("SHELVED_OFFLOADED", "MAJOR"),
+        ("UNKNOWN", "MAJOR"),
+        ("SOMETHING_NEW", "MAJOR"),
+    ],
 )
 def test_fault_status_raises_once_with_its_severity(status: str, severity: str) -> None:
     """Entering a fault status raises one event with the status's severity and sequence 1."""
@@ -56,8 +63,18 @@ def test_fault_status_raises_once_with_its_severity(status: str, severity: str) 
 
 @pytest.mark.parametrize(
     "status",
-    ["ACTIVE", "BUILD", "REBOOT", "HARD_REBOOT", "MIGRATING", "PASSWORD", "RESIZE",
-     "VERIFY_RESIZE", "REVERT_RESIZE", "REBUILD"],
+    [
+        "ACTIVE",
+        "BUILD",
+        "REBOOT",
+        "HARD_REBOOT",
+        "MIGRATING",
+        "PASSWORD",
+        "RESIZE",
+        "VERIFY_RESIZE",
+        "REVERT_RESIZE",
+        "REBUILD",
+    ],
 )
 def test_healthy_status_without_alarm_does_nothing(status: str) -> None:
     """A healthy server with no open alarm produces nothing."""

@@ -188,9 +188,7 @@ def _fault_event(
     )
 
 
-def decide_vm(
-    prev: AlarmRecord | None, server: ServerView | None, ctx: FaultContext
-) -> Transition:
+def decide_vm(prev: AlarmRecord | None, server: ServerView | None, ctx: FaultContext) -> Transition:
     """Raise, re-raise, clear or nothing for one server (None: deleted or no longer listed)."""
     severity = severity_of(server)
     if severity is None:

@@ -8,6 +8,7 @@ state they announce are committed to the store in one transaction before anythin
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -143,10 +144,8 @@ class RegionPoller:
 
     def _close_client(self) -> None:
         if self._client is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing is best effort
                 self._client.close()
-            except Exception:  # closing is best effort
-                pass
             self._client = None
 
     def _ensure_client(self) -> Any:

@@ -63,7 +63,9 @@ class BacklogCache:
             100_000, CREDENTIALS_TTL, timer=clock
         )
         # Parsing is the expensive part of a pass: reuse the result while the text is unchanged.
-        self.parsed: dict[RegionKey, tuple[str | None, VesagentConfig | None, ConfigError | None]] = {}
+        self.parsed: dict[
+            RegionKey, tuple[str | None, VesagentConfig | None, ConfigError | None]
+        ] = {}
 
     def region_state(self, key: RegionKey) -> RegionState:
         state = self.state.get(key)
@@ -109,14 +111,14 @@ class Reconciler:
         pollers: PollerSet,
         directory: CollectorDirectory,
         *,
-        shard: Shard = Shard(),
+        shard: Shard | None = None,
         metrics: Any = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.aai = aai
         self.pollers = pollers
         self.directory = directory
-        self.shard = shard
+        self.shard = shard or Shard()
         self.metrics = metrics
         self.clock = clock
         self.cache = BacklogCache()
@@ -244,12 +246,17 @@ class Reconciler:
         plan = diff(desired, running)
         self.last_plan = plan
         # Collectors first, so the events a change produces can be delivered at once.
-        self.directory.merge({s.config.ves_subscription.endpoint: collector_auth(s.config) for s in desired.values()})
+        self.directory.merge(
+            {s.config.ves_subscription.endpoint: collector_auth(s.config) for s in desired.values()}
+        )
         for spec in plan.start + plan.update:
             action = self.pollers.ensure(spec)
             if action != "none":
-                log.info(f"region.{'started' if action == 'start' else 'updated'}", vimid=spec.vimid,
-                         backlogs=len(spec.config.backlogs))
+                log.info(
+                    f"region.{'started' if action == 'start' else 'updated'}",
+                    vimid=spec.vimid,
+                    backlogs=len(spec.config.backlogs),
+                )
                 self._count(action)
         for key in plan.stop:
             self.pollers.stop(key, StopReason.REGION_REMOVED)

@@ -65,9 +65,7 @@ def start_world(aai_port: int = 0, openstack_port: int = 0, ves_port: int = 0) -
     servers["RegionTwo"] = openstack.create_servers(
         "RegionTwo", 6, project="tenant-a", prefix="vdns", host="compute-2"
     ) + openstack.create_servers("RegionTwo", 4, project="admin", prefix="onap")
-    one = vesagent_config(
-        ves.url, "v5", [{"domain": "fault", "type": "vm", "tenant": "tenant-a"}]
-    )
+    one = vesagent_config(ves.url, "v5", [{"domain": "fault", "type": "vm", "tenant": "tenant-a"}])
     two = vesagent_config(
         ves.url,
         "v7",

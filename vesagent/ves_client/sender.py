@@ -66,6 +66,10 @@ class CollectorDirectory:
         with self._lock:
             self._by_endpoint.update(entries)
 
+    def endpoints(self) -> list[str]:
+        with self._lock:
+            return list(self._by_endpoint)
+
     def get(self, endpoint: str) -> CollectorAuth | None:
         with self._lock:
             return self._by_endpoint.get(endpoint)
@@ -167,9 +171,7 @@ class Sender:
         """Drop the oldest events beyond the outbox limits (age, count, bytes), loudly."""
         for collector, domain, dropped in self._store.enforce_limits():
             self._count(collector, "dropped", dropped)
-            log.warning(
-                "outbox.dropped_oldest", collector=collector, domain=domain, events=dropped
-            )
+            log.warning("outbox.dropped_oldest", collector=collector, domain=domain, events=dropped)
 
     def _spawn(self, collector: str) -> None:
         self._wake[collector] = threading.Event()
@@ -213,7 +215,9 @@ class Sender:
         rows = self._store.pending(collector, limit=self._max_events, max_bytes=self._max_bytes)
         if not rows:
             return 0
-        plan = plan_batches([(r.domain, len(r.body)) for r in rows], self._max_bytes, self._max_events)
+        plan = plan_batches(
+            [(r.domain, len(r.body)) for r in rows], self._max_bytes, self._max_events
+        )
         batch = rows[plan[0]]
         try:
             outcome = self._post(session, auth, batch)
@@ -223,7 +227,10 @@ class Sender:
             self._count(collector, "dropped", dropped)
             self.last_error[collector] = str(exc)
             log.warning(
-                "delivery.retry", collector=collector, events=len(batch), error=str(exc),
+                "delivery.retry",
+                collector=collector,
+                events=len(batch),
+                error=str(exc),
                 heartbeats_dropped=dropped,
             )
             raise
