@@ -211,3 +211,21 @@ def test_subscription_change_updates_collector_directory() -> None:
     rec, _pollers = make(aai)
     rec.sync()
     assert rec.directory.get("http://127.0.0.1:5/eventListener/v7") is not None
+
+
+def test_region_moved_to_another_shard_keeps_its_alarms() -> None:
+    """A region that now hashes to another replica stops here without clearing its alarms."""
+    aai = FakeAai()
+    for n in range(20):
+        aai.set(f"R{n}", config())
+    rec, pollers = make(aai, Shard(0, 3))
+    rec.sync()
+    mine = names(pollers)
+    rec.shard = Shard(0, 4)
+    rec.sync()
+    moved = mine - names(pollers)
+    assert moved  # with 20 regions some move when n goes from 3 to 4
+    assert {reason for _r, reason in pollers.stops} == {StopReason.SHARD_MOVED}
+    del aai.regions[sorted(names(pollers))[0]]
+    rec.sync()
+    assert pollers.stops[-1][1] is StopReason.REGION_REMOVED

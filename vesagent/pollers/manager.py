@@ -31,6 +31,7 @@ class StopReason(enum.StrEnum):
 
     REGION_REMOVED = "region_removed"
     NOT_MANAGED = "not_managed"
+    SHARD_MOVED = "shard_moved"  # another replica owns it now and carries its open alarms
     SHUTDOWN = "shutdown"
 
 
@@ -96,7 +97,7 @@ class PollerSet:
                 self._scheduler.cancel_job(job[1])
         if poller is None:
             return
-        if reason is not StopReason.SHUTDOWN:
+        if reason not in (StopReason.SHUTDOWN, StopReason.SHARD_MOVED):
             poller.clear_all(reason.value)
         poller.close()
         log.info("poller.stopped", vimid=key.vimid, reason=reason.value)

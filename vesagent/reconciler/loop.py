@@ -138,12 +138,14 @@ class Reconciler:
         with self._pass_lock:
             started = time.monotonic()
             try:
-                records = [r for r in self.aai.list_regions() if self.shard.owns(r.key.path)]
+                everything = self.aai.list_regions()
             except (TemporaryError, PermanentError) as exc:
                 self._read_failed(str(exc))
                 return False
+            records = [r for r in everything if self.shard.owns(r.key.path)]
+            others = {r.key for r in everything} - {r.key for r in records}
             desired = self._desired(records)
-            self._converge(desired)
+            self._converge(desired, others, {r.key for r in records})
             self.last_success = self.clock()
             self.last_error = None
             if self.metrics is not None:
@@ -241,7 +243,11 @@ class Reconciler:
         for cache_key in [k for k in self.cache.credentials if k[0] == key]:
             self.cache.credentials.pop(cache_key, None)
 
-    def _converge(self, desired: dict[RegionKey, RegionSpec]) -> None:
+    def _converge(
+        self,
+        desired: dict[RegionKey, RegionSpec],
+        other_shards: set[RegionKey] | frozenset = frozenset(),
+    ) -> None:
         running = {k: p.spec for k, p in self.pollers.pollers().items()}
         plan = diff(desired, running)
         self.last_plan = plan
@@ -259,8 +265,15 @@ class Reconciler:
                 )
                 self._count(action)
         for key in plan.stop:
-            self.pollers.stop(key, StopReason.REGION_REMOVED)
-            self.cache.config.pop(key, None)
+            # A region now owned by another replica keeps its alarms open: the new owner
+            # re-announces them with the same eventIds and clears them when they end.
+            if key in other_shards:
+                reason = StopReason.SHARD_MOVED
+            elif key in listed:
+                reason = StopReason.NOT_MANAGED  # vesagent_config removed: monitoring ends
+            else:
+                reason = StopReason.REGION_REMOVED
+            self.pollers.stop(key, reason)
             if self.metrics is not None:
                 self.metrics.forget_region(key.vimid)
             self._count("stop")
