@@ -247,6 +247,7 @@ class Reconciler:
         self,
         desired: dict[RegionKey, RegionSpec],
         other_shards: set[RegionKey] | frozenset = frozenset(),
+        listed: set[RegionKey] | frozenset = frozenset(),
     ) -> None:
         running = {k: p.spec for k, p in self.pollers.pollers().items()}
         plan = diff(desired, running)
