@@ -187,7 +187,7 @@ def test_removed_and_unmanaged_regions_stop() -> None:
     assert names(pollers) == set()
     assert sorted(pollers.stops) == [
         ("A", StopReason.REGION_REMOVED),
-        ("B", StopReason.REGION_REMOVED),
+        ("B", StopReason.NOT_MANAGED),
     ]
 
 
