@@ -89,6 +89,7 @@ class PollOutcome:
     full: bool = False
     servers_seen: int = 0
     requests: int = 0
+    authentications: int = 0
     events: int = 0
     error: str = ""
     finished: float = field(default_factory=time.time)
@@ -193,6 +194,7 @@ class RegionPoller:
             m.polls.labels(vimid, "ok" if outcome.ok else "error").inc()
             m.poll_seconds.labels(vimid).observe(duration)
             m.nova_requests.labels(vimid).inc(outcome.requests)
+            m.keystone_auths.labels(vimid).inc(outcome.authentications)
             m.tracked_servers.labels(vimid).set(len(self.servers))
             m.active_alarms.labels(vimid).set(len(self.alarms))
 
@@ -204,10 +206,12 @@ class RegionPoller:
         overlap = OVERLAP if self._server_clock else OVERLAP_OWN_CLOCK
         since = None if full else self._watermark - overlap  # type: ignore[operator]
         before = getattr(client, "requests_made", 0)
+        auths = getattr(client, "auth_count", 0)
         try:
             page = client.list_servers(changes_since=since)
         finally:
             outcome.requests = getattr(client, "requests_made", 0) - before
+            outcome.authentications = getattr(client, "auth_count", 0) - auths
         outcome.full = full
         outcome.servers_seen = len(page.servers)
 
