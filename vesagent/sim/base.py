@@ -17,15 +17,25 @@ running ``vesagent sim`` can use them with curl.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 import time
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
-from werkzeug.serving import BaseWSGIServer, make_server
+from flask import Flask, Response, has_request_context, jsonify, request
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+
+def current_socket() -> socket.socket | None:
+    """The client connection of the request being handled, if any."""
+    if not has_request_context():
+        return None
+    return request.environ.get("werkzeug.socket")
 
 
 @dataclass
@@ -82,6 +92,8 @@ class SimServer:
     """
 
     name = "sim"
+    # A subclass may serve with its own handler (e.g. to control the Date header).
+    request_handler: type[WSGIRequestHandler] | None = None
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
@@ -94,6 +106,8 @@ class SimServer:
         self._hang = 0.0
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._connections: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self._connections_lock = threading.Lock()
         self.app.before_request(self._before)
         self.app.add_url_rule("/_sim/faults", "sim_faults_add", self._http_inject, methods=["POST"])
         self.app.add_url_rule(
@@ -108,7 +122,9 @@ class SimServer:
     def start(self) -> SimServer:
         """Bind (port 0 picks a free port) and serve in a background thread."""
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = make_server(self.host, self.port, self.app, threaded=True)
+        self._server = make_server(
+            self.host, self.port, self.app, threaded=True, request_handler=self.request_handler
+        )
         self._server.daemon_threads = True  # type: ignore[attr-defined]
         self.port = self._server.server_port
         self._thread = threading.Thread(
@@ -143,8 +159,22 @@ class SimServer:
 
     # -- fault knobs -----------------------------------------------------------------------
     def refuse(self) -> None:
-        """Close the listening socket: clients get 'connection refused'."""
+        """Close the listening socket and open keep-alive connections: 'connection refused'."""
         self.stop()
+        # Called from a control request, the connection asking must still get its answer.
+        self.close_connections(keep=current_socket())
+
+    def close_connections(self, keep: socket.socket | None = None) -> None:
+        """Shut down the connections clients keep alive (they outlive the listening socket)."""
+        with self._connections_lock:
+            open_now = [s for s in self._connections if s is not keep]
+            self._connections.clear()
+            if keep is not None:
+                self._connections.add(keep)
+        for sock in open_now:
+            # OSError: already closed by the client or by its handler thread.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def accept(self) -> None:
         """Listen again on the same port after ``refuse()``."""
@@ -202,6 +232,10 @@ class SimServer:
         )
 
     def _before(self) -> Response | None:
+        sock = current_socket()
+        if sock is not None:
+            with self._connections_lock:
+                self._connections.add(sock)
         path = request.path
         if path.startswith("/_sim"):
             return None

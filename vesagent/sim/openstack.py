@@ -33,7 +33,6 @@ HTTP control for people driving ``vesagent sim`` with curl (JSON bodies)::
 
 from __future__ import annotations
 
-import logging
 import re
 import threading
 import time
@@ -44,7 +43,7 @@ from typing import Any
 
 from flask import Response, request
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler
 
 from vesagent.sim.base import FaultRule, SimServer
 from vesagent.sim.keystone import (
@@ -129,32 +128,12 @@ class OpenStackSim(SimServer):
         self.keystone.register(self.app)
         self.nova = NovaApi(self.regions, self.identity, lambda: self.url, clock, max_limit)
         self.nova.register(self.app)
+        # The Date header follows the sim's clock, as clients read server time from it.
+        self.request_handler = _handler_with_clock(self.clock)
         self.app.after_request(self._keystone_request_id)
         self.app.register_error_handler(HTTPException, self._http_error)
         self.app.register_error_handler(_SimControlError, self._control_error)
         self._register_control()
-
-    # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> OpenStackSim:
-        """Like ``SimServer.start`` but the ``Date`` header follows the sim's clock."""
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = make_server(
-            self.host,
-            self.port,
-            self.app,
-            threaded=True,
-            request_handler=_handler_with_clock(self.clock),
-        )
-        self._server.daemon_threads = True  # type: ignore[attr-defined]
-        self.port = self._server.server_port
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name=f"sim-{self.name}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
 
     def __enter__(self) -> OpenStackSim:
         return self.start()

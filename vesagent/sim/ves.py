@@ -26,15 +26,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hmac
 import json
 import numbers
-import socket
 import threading
 import time
 import uuid
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -50,7 +47,7 @@ from jsonschema import Draft4Validator, FormatChecker, validators
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from vesagent import ves_schema
-from vesagent.sim.base import FaultRule, SimServer
+from vesagent.sim.base import FaultRule, SimServer, current_socket
 
 SCHEMA_VERSIONS: tuple[str, ...] = tuple(ves_schema.SCHEMA_FILES)  # ("v5", "v7")
 # The real collector also serves v1-v4 (against CommonEventFormat 27.2, which is not packaged
@@ -525,13 +522,10 @@ class VesCollectorSim(SimServer):
         self._refused = False
         self._release = threading.Event()
         self._timer: threading.Timer | None = None
-        self._connections: weakref.WeakSet[socket.socket] = weakref.WeakSet()
-        self._connections_lock = threading.Lock()
         self._add_routes()
 
     def _add_routes(self) -> None:
         app = self.app
-        app.before_request(self._track_connection)
         app.add_url_rule("/eventListener/<version>", "ves_single", self._single, methods=["POST"])
         app.add_url_rule(
             "/eventListener/<version>/eventBatch", "ves_batch", self._batch, methods=["POST"]
@@ -650,7 +644,7 @@ class VesCollectorSim(SimServer):
             if mode == "refuse":
                 self._refused = True
                 SimServer.stop(self)
-                self._close_connections(keep=self._current_socket())
+                self.close_connections(keep=current_socket())
             else:
                 if mode == "hang":
                     self._release = threading.Event()
@@ -697,7 +691,7 @@ class VesCollectorSim(SimServer):
             self._outage = None
             self._release.set()
         super().stop()
-        self._close_connections()
+        self.close_connections()
 
     def fault_response(self, rule: FaultRule) -> Response:
         """Injected errors (``inject()``) carry the collector's error bodies."""
@@ -716,31 +710,6 @@ class VesCollectorSim(SimServer):
         return Response(error.body(), status=rule.status, content_type=TEXT_TYPE)
 
     # -- connections -----------------------------------------------------------------------
-    def _track_connection(self) -> None:
-        # Keep-alive connections outlive the listening socket, so "refuse" must close them.
-        sock = self._current_socket()
-        if sock is not None:
-            with self._connections_lock:
-                self._connections.add(sock)
-
-    @staticmethod
-    def _current_socket() -> socket.socket | None:
-        try:
-            return request.environ.get("werkzeug.socket")
-        except RuntimeError:  # not inside a request
-            return None
-
-    def _close_connections(self, keep: socket.socket | None = None) -> None:
-        with self._connections_lock:
-            open_now = [s for s in self._connections if s is not keep]
-            self._connections.clear()
-            if keep is not None:
-                self._connections.add(keep)
-        for sock in open_now:
-            # OSError: already closed by the client or by its handler thread.
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
     # -- the listener ----------------------------------------------------------------------
     def _single(self, version: str) -> Response:
         return self._listen(version, batch=False)
@@ -774,7 +743,7 @@ class VesCollectorSim(SimServer):
         mode = self._outage
         if self._refused:
             # A request that slipped in on a connection opened before "refuse": drop it.
-            self._close_connections()
+            self.close_connections()
             return error_verdict(INTERNAL_ERROR, "outage refuse: connection dropped")
         if mode == "503":
             return error_verdict(NO_SERVER_RESOURCES, "outage 503")
