@@ -67,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", help="path of a JSON file, or - for standard input")
     _add_log_options(check)
 
+    from vesagent.status import add_status_arguments
+
+    status = sub.add_parser(
+        "status",
+        help="show what a running agent is doing (regions, backlogs, outbox)",
+        description="Ask a running agent's REST API for its regions, or for one region's "
+        "backlogs with --vimid. Exit 0 shown, 1 the agent answered an error, 2 unreachable.",
+    )
+    add_status_arguments(status)
+
     sim = sub.add_parser(
         "sim",
         help="run the A&AI, OpenStack and VES collector simulators on loopback",
@@ -91,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> Any:
     """Merge flags over environment variables into ``Settings``; raises ValidationError."""
+    from vesagent.k8s import shard_from_environment
     from vesagent.settings import Settings
 
     values: dict[str, Any] = {}
@@ -101,6 +112,8 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> Any:
             value = environ.get(env)
         if value is not None and value != "":
             values[attr] = value
+    if "shard" not in values and (derived := shard_from_environment(environ)) is not None:
+        values["shard"] = derived  # StatefulSet pod: ordinal/VESAGENT_REPLICAS (vesagent.k8s)
     if "aai_insecure" in values:
         values["aai_insecure"] = str(values["aai_insecure"]).strip().lower() in (
             "1",
@@ -115,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return _cmd_run(args)
+    if args.command == "status":
+        from vesagent.status import status_command
+
+        return status_command(args, os.environ)
     fmt = args.log_format or os.environ.get("VESAGENT_LOG_FORMAT") or "console"
     logs.configure(fmt, args.log_level or os.environ.get("VESAGENT_LOG_LEVEL") or "info")
     if args.command == "check-config":
@@ -131,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from vesagent.k8s import ShardEnvironmentError
+
     try:
         settings = settings_from(args, dict(os.environ))
     except ValidationError as exc:
@@ -138,6 +157,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             name = ".".join(str(p) for p in err["loc"])
             env = next((e for f, e, _ in RUN_OPTIONS if f[2:].replace("-", "_") == name), name)
             print(f"vesagent run: {name} ({env}): {err['msg']}", file=sys.stderr)
+        return 2
+    except ShardEnvironmentError as exc:
+        print(f"vesagent run: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_format, settings.log_level)
     from vesagent.agent import run_agent
