@@ -20,7 +20,7 @@ import schedule
 
 from vesagent.logs import get_logger
 from vesagent.model import RegionKey
-from vesagent.pollers.poller import RegionPoller, fault_interval
+from vesagent.pollers.poller import RegionPoller, job_intervals
 from vesagent.spec import RegionSpec
 
 log = get_logger("vesagent.pollers")
@@ -47,10 +47,15 @@ class PollerSet:
     ) -> None:
         self._make = make_poller
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll")
+        # Measurements walk a region's VMs slowly on purpose: their own pool, so they never
+        # hold up fault polls.
+        self._slow_pool = ThreadPoolExecutor(
+            max_workers=max(2, workers // 2), thread_name_prefix="measure"
+        )
         self._scheduler = schedule.Scheduler()
         self._pollers: dict[RegionKey, RegionPoller] = {}
-        self._jobs: dict[RegionKey, tuple[float, schedule.Job]] = {}
-        self._running: dict[RegionKey, Future[Any]] = {}
+        self._jobs: dict[tuple[RegionKey, str], tuple[float, schedule.Job]] = {}
+        self._running: dict[tuple[RegionKey, str], Future[Any]] = {}
         self._lock = threading.RLock()
         self._jitter = jitter
         self._stop = threading.Event()
@@ -92,9 +97,8 @@ class PollerSet:
         """Stop one region's poller; clears its alarms unless the agent is shutting down."""
         with self._lock:
             poller = self._pollers.pop(key, None)
-            job = self._jobs.pop(key, None)
-            if job is not None:
-                self._scheduler.cancel_job(job[1])
+            for job_key in [k for k in self._jobs if k[0] == key]:
+                self._scheduler.cancel_job(self._jobs.pop(job_key)[1])
         if poller is None:
             return
         if reason not in (StopReason.SHUTDOWN, StopReason.SHARD_MOVED):
@@ -107,7 +111,7 @@ class PollerSet:
         with self._lock:
             poller = self._pollers.get(key)
             if poller is not None:
-                self._submit(key, poller)
+                self._submit(key, poller, "poll")
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop timers and wait (bounded) for polls in flight; alarms stay as they are."""
@@ -115,36 +119,39 @@ class PollerSet:
         for key in list(self.pollers()):
             self.stop(key, StopReason.SHUTDOWN)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._slow_pool.shutdown(wait=False, cancel_futures=True)
         self._thread.join(timeout)
 
     # -- timers --------------------------------------------------------------------------
     def _reschedule(self, key: RegionKey, poller: RegionPoller, *, first: bool) -> None:
-        interval = fault_interval(poller.spec)
-        current = self._jobs.get(key)
-        if current is not None and current[0] == interval:
-            return
-        if current is not None:
-            self._scheduler.cancel_job(current[1])
-            del self._jobs[key]
-        if interval is None:
-            return
-        # schedule's own .to() jitter needs whole seconds; a random phase per region (the
-        # first poll below) keeps regions with the same interval from firing together.
-        job = self._scheduler.every(interval).seconds.do(self._submit, key, poller)
-        self._jobs[key] = (interval, job)
-        if first:
-            # First poll right away, spread a little so that many regions don't burst.
-            delay = random.uniform(0, min(1.0, interval * self._jitter))
-            threading.Timer(delay, self._submit, (key, poller)).start()
+        wanted = job_intervals(poller.spec)
+        for job_key in [k for k in self._jobs if k[0] == key and k[1] not in wanted]:
+            self._scheduler.cancel_job(self._jobs.pop(job_key)[1])
+        for name, interval in wanted.items():
+            current = self._jobs.get((key, name))
+            if current is not None and current[0] == interval:
+                continue
+            if current is not None:
+                self._scheduler.cancel_job(current[1])
+            # schedule's own .to() jitter needs whole seconds; a random phase per region (the
+            # first run below) keeps regions with the same interval from firing together.
+            job = self._scheduler.every(interval).seconds.do(self._submit, key, poller, name)
+            self._jobs[(key, name)] = (interval, job)
+            if first or current is None:
+                delay = random.uniform(0, min(1.0, interval * self._jitter))
+                timer = threading.Timer(delay, self._submit, (key, poller, name))
+                timer.daemon = True
+                timer.start()
 
-    def _submit(self, key: RegionKey, poller: RegionPoller) -> None:
+    def _submit(self, key: RegionKey, poller: RegionPoller, name: str) -> None:
         with self._lock:
             if self._stop.is_set() or self._pollers.get(key) is not poller:
                 return
-            running = self._running.get(key)
+            running = self._running.get((key, name))
             if running is not None and not running.done():
-                return  # previous poll still running: skip, never overlap
-            self._running[key] = self._pool.submit(poller.poll)
+                return  # the previous run of this job is still going: skip, never overlap
+            pool = self._slow_pool if name == "measure" else self._pool
+            self._running[(key, name)] = pool.submit(poller.run_job, name)
 
     def _tick(self) -> None:
         while not self._stop.wait(0.05):
