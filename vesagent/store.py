@@ -128,6 +128,8 @@ _SCHEMA_V1 = (
     "CREATE UNIQUE INDEX outbox_identity ON outbox (collector, event_id, sequence)",
     "CREATE INDEX outbox_queue ON outbox (collector, id)",
     "CREATE INDEX outbox_age ON outbox (collector, created)",
+    # Unbuffered rows (heartbeats) are few; superseding them must not scan a long backlog.
+    "CREATE INDEX outbox_unbuffered ON outbox (collector, event_id) WHERE buffered = 0",
     """CREATE TABLE outbox_totals (
         collector TEXT PRIMARY KEY,
         rows INTEGER NOT NULL,
@@ -547,6 +549,21 @@ class Store:
                 "DELETE FROM outbox WHERE id = ? AND buffered = 0", params
             ).rowcount
             conn.executemany("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", params)
+        return max(dropped, 0)
+
+    def drop_superseded(self, collector: str, event_id_prefix: str) -> int:
+        """Delete pending unbuffered rows whose eventId starts with the prefix.
+
+        A new heartbeat makes the older, undelivered ones of the same source worthless:
+        delivering them after an outage would only replay stale liveness.
+        """
+        end = event_id_prefix + "\U0010ffff"
+        with self._write() as conn:
+            dropped = conn.execute(
+                "DELETE FROM outbox WHERE collector = ? AND buffered = 0"
+                " AND event_id >= ? AND event_id < ?",
+                (collector, event_id_prefix, end),
+            ).rowcount
         return max(dropped, 0)
 
     def dead_letter(self, ids: Iterable[int], status: int, response: str) -> None:

@@ -222,14 +222,14 @@ def test_readings_out_of_order_count_as_a_first_reading() -> None:
 
 
 def test_header_rules() -> None:
-    """Boundary-aligned start of the measured window, now as last, sequence 0, stable name."""
+    """Start is the boundary of the period now falls in, now as last, sequence 0, stable name."""
     first = diagnostics()
     event = event_of(
         reading(first, T0 + 7_000_000),
         reading(later(first), T0 + STEP_US + 9_000_000),
         counter=42,
     )
-    assert event.start_epoch_us == T0  # T0 is on a 300 s boundary
+    assert event.start_epoch_us == T0 + STEP_US  # T0 is on a 300 s boundary
     assert event.last_epoch_us == T0 + STEP_US + 9_000_000
     assert event.sequence == 0
     assert event.event_name == MEASUREMENT_EVENT_NAME

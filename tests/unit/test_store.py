@@ -580,3 +580,21 @@ def test_closed_store_raises_and_is_not_writable(tmp_path: Path) -> None:
     assert not store.writable()
     with pytest.raises(StoreError, match="closed"):
         store.depth()
+
+
+def test_drop_superseded_removes_only_older_unbuffered_rows_of_that_source(tmp_path) -> None:
+    """A new heartbeat supersedes the pending ones of its source, nothing else."""
+    store = Store(tmp_path)
+    items = [
+        OutboxItem("c1", "heartbeat", "heartbeat-R1-1", 0, b"{}", 1.0, buffered=False),
+        OutboxItem("c1", "heartbeat", "heartbeat-R1-2", 0, b"{}", 2.0, buffered=False),
+        OutboxItem("c1", "heartbeat", "heartbeat-R10-1", 0, b"{}", 2.0, buffered=False),
+        OutboxItem("c1", "fault", "heartbeat-R1-9", 1, b"{}", 2.0),  # buffered: kept
+        OutboxItem("c2", "heartbeat", "heartbeat-R1-3", 0, b"{}", 2.0, buffered=False),
+    ]
+    store.commit(items)
+    assert store.drop_superseded("c1", "heartbeat-R1-") == 2
+    left = {(r.collector, r.event_id) for c in ("c1", "c2") for r in store.pending(c)}
+    assert left == {("c1", "heartbeat-R10-1"), ("c1", "heartbeat-R1-9"), ("c2", "heartbeat-R1-3")}
+    assert store.depth("c1") == 2
+    store.close()

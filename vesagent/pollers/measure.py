@@ -35,10 +35,10 @@ Decisions:
   interval is lost). Disk rates and time-derived CPU of that interval are left out.
 - The rates and the CPU usage divide by the measured time between the two readings, not by
   the configured interval, because polls drift.
-- ``startEpochMicrosec`` is the start of the measured window (the previous reading, or now
-  on a first reading) rounded down to the interval boundary, ``lastEpochMicrosec`` now,
-  ``sequence`` 0, ``eventId`` ``measurement-{vimid}-{server id}-{counter}``: the counter must
-  never repeat (``Store.next_counter``).
+- ``startEpochMicrosec`` is now rounded down to the interval boundary (the period this
+  reading belongs to, so successive events of a VM never share a start), ``lastEpochMicrosec``
+  now, ``sequence`` 0, ``eventId`` ``measurement-{vimid}-{server id}-{counter}``: the counter
+  must never repeat (the poller uses the period's boundary in seconds).
 
 ``metric_values`` turns an event's fields back into the ``KNOWN_METRICS`` values a TCA
 threshold watches (VM-wide: CPU averaged over vCPUs, disk and NIC summed over devices).
@@ -350,8 +350,9 @@ def measurement_event(
         return None
     step = interval_us(interval)
     fields["interval"] = _number(step / 1_000_000)
-    window_start = usable_prev.at_us if usable_prev is not None else now_us
-    start = boundary_us(min(window_start, now_us), interval)
+    # The period this reading belongs to, like the eventId's counter: one event per VM per
+    # interval, each with its own start (rates still use the measured time between readings).
+    start = boundary_us(now_us, interval)
     return VesEvent(
         domain="measurement",
         event_id=f"measurement-{event_token(vimid)}-{event_token(server_id)}-{counter}",

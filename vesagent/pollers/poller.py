@@ -500,6 +500,10 @@ class RegionPoller:
                 )
             )
         self.last_heartbeat_at = self._clock()
+        collector = spec.config.ves_subscription.endpoint
+        for event in events:
+            # Only the newest heartbeat of a source is worth sending: never replay old ones.
+            self._store.drop_superseded(collector, event.event_id.rsplit("-", 1)[0] + "-")
         return self._commit([Transition(tuple(events))])
 
     # -- measurements and threshold crossings ---------------------------------------------
@@ -509,6 +513,8 @@ class RegionPoller:
         interval = measure_interval(spec)
         if interval is None:
             return 0
+        if fault_interval(spec) is None:
+            self.poll()  # no fault poll keeps the server list fresh: list servers now
         measured = [
             (b, selector_for(b, self._resolve_tenant))
             for b in backlogs_of(spec, "measurement", "vm")

@@ -219,6 +219,7 @@ class Server:
     deleted: bool = False
     metadata: dict[str, str] = field(default_factory=dict)
     key: tuple[int, str] = (0, "")
+    cpu_percent: float | None = None  # a test's pinned utilisation (set_cpu)
 
     @property
     def status(self) -> str:
@@ -1059,7 +1060,8 @@ def diagnostics_document(server: Server, mv: int, now: float) -> dict[str, Any]:
     """
     up = max(0.0, now - server.boot_time) if server.boot_time is not None else 0.0
     r = _server_rates(server.id)
-    cpu_ns = int(up * 1e9 * (5 + r[0] % 40) / 100)
+    cpu = server.cpu_percent if server.cpu_percent is not None else 5 + r[0] % 40
+    cpu_ns = int(up * 1e9 * cpu / 100)
     rx_octets, tx_octets = int(up * (2000 + 40 * r[1])), int(up * (1000 + 20 * r[2]))
     rx_packets, tx_packets = int(up * (5 + r[3] % 50)), int(up * (3 + r[4] % 30))
     read_bytes, write_bytes = int(up * (4096 + 512 * r[5])), int(up * (8192 + 256 * r[6]))
@@ -1089,7 +1091,7 @@ def diagnostics_document(server: Server, mv: int, now: float) -> dict[str, Any]:
         }
     return {
         "config_drive": False,
-        "cpu_details": [{"id": 0, "time": cpu_ns, "utilisation": (5 + r[0] % 40) if up else None}],
+        "cpu_details": [{"id": 0, "time": cpu_ns, "utilisation": cpu if up else None}],
         "disk_details": [
             {
                 "errors_count": 0,

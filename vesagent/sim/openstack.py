@@ -289,6 +289,12 @@ class OpenStackSim(SimServer):
                 )
             compute.set_state(server_id, vm_state, task_state, power_state, recorded)
 
+    def set_cpu(self, region: str, server_id: str, percent: float | None) -> None:
+        """Pin the CPU utilisation the server's diagnostics report (None: back to its own)."""
+        compute = self._region(region)
+        with compute.lock:
+            compute.get(server_id).cpu_percent = percent
+
     def delete_server(self, region: str, server_id: str) -> None:
         """Delete: DELETED for ``changes-since``, absent from plain lists, 404 on GET."""
         compute = self._region(region)
