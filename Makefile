@@ -25,6 +25,10 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m vesagent.bench
 
+# Opt-in: against the real OpenStack the standard OS_* variables point at (see README).
+itest-openstack: $(STAMP)
+	VESAGENT_ITEST=1 $(PY) -m pytest -v -p no:cacheprovider tests/itest
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis var bench-results.json
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -34,7 +34,8 @@ from vesagent.errors import ConfigError, PermanentError, TemporaryError
 from vesagent.logs import REDACTED, get_logger
 from vesagent.model import RegionKey
 from vesagent.openapi import openapi_document
-from vesagent.pollers.poller import selectors_for
+from vesagent.pollers.hosts import host_selected
+from vesagent.pollers.poller import selector_for
 
 log = get_logger("vesagent.api")
 PREFIXES = ("/api/multicloud/v0", "/api/multicloud-ocata/v0")
@@ -95,22 +96,38 @@ def region_status(agent: Any, key: RegionKey) -> dict[str, Any]:
     status["tracked_servers"] = len(poller.servers)
     status["active_alarms"] = len(poller.alarms)
     status["last_event"] = _iso(poller.last_event_at)
-    resolve = poller.cached_tenant
+    status["vim"] = {
+        "consecutive_failures": poller.health.consecutive_failures,
+        "last_failure": poller.health.last_reason or None,
+    }
+    last_run = {
+        "fault": status["last_poll"]["at"],
+        "tca": _iso(poller.last_measure_at),
+        "measurement": _iso(poller.last_measure_at),
+        "heartbeat": _iso(poller.last_heartbeat_at),
+    }
+    servers = list(poller.servers.values())
+    alarms = list(poller.alarms)
     for backlog in spec.config.backlogs:
         entry: dict[str, Any] = {
             "key": backlog.key,
             "domain": backlog.domain,
             "type": backlog.type,
             "interval": spec.config.interval_of(backlog),
-            "running": backlog.domain == "fault" and backlog.type == "vm",
+            "running": True,
+            "last_run": last_run.get(backlog.domain),
         }
-        if entry["running"]:
-            (selector,) = selectors_for([backlog], resolve)
-            matched = [s for s in list(poller.servers.values()) if selector.matches(s)]
-            ids = {s.id for s in matched}
-            entry["matched_vms"] = len(matched)
-            entry["active_alarms"] = sum(1 for sid, _c in list(poller.alarms) if sid in ids)
-            entry["last_poll"] = status["last_poll"]
+        if backlog.type == "vm" and backlog.domain != "heartbeat":
+            selector = selector_for(backlog, poller.cached_tenant)
+            ids = {s.id for s in servers if selector.matches(s)}
+            entry["matched_vms"] = len(ids)
+            entry["active_alarms"] = sum(1 for sid, _c in alarms if sid in ids)
+        elif backlog.type == "host" and backlog.domain == "fault":
+            hosts = [h for h in poller.hosts if host_selected(backlog, h)]
+            entry["matched_hosts"] = len(hosts)
+            entry["active_alarms"] = sum(1 for sid, c in alarms if c == "Host" and sid in hosts)
+        elif backlog.type == "vim" and backlog.domain == "fault":
+            entry["active_alarms"] = sum(1 for _sid, c in alarms if c == "VIM")
         status["backlogs"].append(entry)
     return status
 

@@ -54,6 +54,8 @@ _STATUS = {
                     "interval": {"type": "number"},
                     "running": {"type": "boolean"},
                     "matched_vms": {"type": "integer"},
+                    "matched_hosts": {"type": "integer"},
+                    "last_run": {"type": ["string", "null"]},
                     "active_alarms": {"type": "integer"},
                 },
             },

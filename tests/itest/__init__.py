@@ -1,0 +1,1 @@
+"""Opt-in integration tests against a real OpenStack (``make itest-openstack``)."""
