@@ -65,13 +65,37 @@ def start_world(aai_port: int = 0, openstack_port: int = 0, ves_port: int = 0) -
     servers["RegionTwo"] = openstack.create_servers(
         "RegionTwo", 6, project="tenant-a", prefix="vdns", host="compute-2"
     ) + openstack.create_servers("RegionTwo", 4, project="admin", prefix="onap")
-    one = vesagent_config(ves.url, "v5", [{"domain": "fault", "type": "vm", "tenant": "tenant-a"}])
+    one = vesagent_config(
+        ves.url,
+        "v5",
+        [
+            {"domain": "fault", "type": "vm", "tenant": "tenant-a"},
+            {"domain": "heartbeat", "type": "vim", "poll_interval": 20},
+            {
+                "domain": "measurement",
+                "type": "vm",
+                "tenant": "tenant-a",
+                "source": "vfw-2",
+                "poll_interval": 15,
+            },
+        ],
+    )
     two = vesagent_config(
         ves.url,
         "v7",
         [
             {"domain": "fault", "type": "vm", "tenant": "tenant-a", "source": "vdns-1"},
             {"domain": "fault", "type": "vm", "tenant": "admin"},
+            {"domain": "fault", "type": "host"},
+            {"domain": "fault", "type": "vim"},
+            {
+                "domain": "tca",
+                "type": "vm",
+                "tenant": "tenant-a",
+                "source": "vdns-1",
+                "poll_interval": 3,
+                "thresholds": [{"metric": "cpu.percentUsage", "above": 90, "severity": "MAJOR"}],
+            },
         ],
     )
     for region, config in zip(REGIONS, (one, two), strict=True):
