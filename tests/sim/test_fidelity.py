@@ -8,9 +8,9 @@ user) and compare what a client can depend on: status, keys and value types, the
 and headers. Shapes already compared by ``test_openstack_sim.py`` (server show/detail, deleted
 server, services, hypervisor detail, diagnostics) are not compared again here.
 
-Where the simulator is known to differ, the case is marked ``xfail(strict=True)`` with the
-difference in its reason: it fails today and turns into an XPASS failure once the simulator is
-fixed, which is the signal to drop the mark.
+Five differences found this way were fixed in the simulator: ``Date``/``Server`` headers
+(real uwsgi sends neither), ``Vary`` as two headers, ``charset=UTF-8`` on Nova's errors, the
+406 echoing the requested microversion, and whole-second token times.
 """
 
 from __future__ import annotations
@@ -46,11 +46,6 @@ UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 ISO_Z = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"  # server created/updated: whole seconds, Z
 DB_MICRO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000000"  # launched_at, service updated_at: no Z
 TOKEN_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000000Z"  # Keystone fernet: whole seconds
-
-
-def sim_differs(reason: str) -> pytest.MarkDecorator:
-    """A known difference of the simulator from the real API (fails until it is fixed)."""
-    return pytest.mark.xfail(strict=True, reason=f"sim differs: {reason}")
 
 
 # -- recorded exchanges --------------------------------------------------------------------------
@@ -440,10 +435,6 @@ def test_token_issue_matches_the_real_one(world: World) -> None:
         assert _seconds(token["expires_at"]) - _seconds(token["issued_at"]) == 3600
 
 
-@sim_differs(
-    "Keystone fernet tokens carry whole seconds (expires_at 2026-11-25T15:00:39.000000Z); "
-    "the sim keeps the microseconds of its clock (...:12.238046Z) in expires_at and issued_at"
-)
 def test_token_times_are_whole_seconds(world: World) -> None:
     """``expires_at`` / ``issued_at`` end in ``.000000Z`` like the real ones."""
     want = real("keystone_token_issue").body["token"]
@@ -534,11 +525,6 @@ def test_header_names_match_the_real_ones(world: World, name: str) -> None:
     assert mine.header_names() - SEPARATE == recorded.header_names() - SEPARATE
 
 
-@sim_differs(
-    "real Nova and Keystone under uwsgi without a proxy send neither Date nor Server; the sim "
-    "sends Date (from its clock) and Server: Werkzeug/..., so e2e tests never exercise the "
-    "agent's own-clock path (OVERLAP_OWN_CLOCK) that every real poll takes"
-)
 @pytest.mark.parametrize("name", ["server_show", "keystone_token_issue"])
 def test_no_date_and_no_server_header(world: World, name: str) -> None:
     """Neither ``Date`` nor ``Server`` on Nova or Keystone responses."""
@@ -547,21 +533,12 @@ def test_no_date_and_no_server_header(world: World, name: str) -> None:
     assert (mine.header("Date"), mine.header("Server")) == ([], [])
 
 
-@sim_differs(
-    "real Nova sends Vary twice (Vary: OpenStack-API-Version, then Vary: "
-    "X-OpenStack-Nova-API-Version); the sim sends one comma-joined Vary"
-)
 def test_vary_is_sent_as_two_headers(world: World) -> None:
     """Nova's two ``Vary`` headers, in the real order."""
     recorded, mine = real("server_show"), HEADER_CASES["server_show"](world)
     assert mine.header("Vary") == recorded.header("Vary")
 
 
-@sim_differs(
-    "real Nova errors (400/403/404/406) have Content-Type 'application/json; charset=UTF-8'; "
-    "the sim sends 'application/json' (keystonemiddleware's 401 and Keystone's errors have no "
-    "charset, and the sim matches those)"
-)
 @pytest.mark.parametrize("name", [n for n in ERROR_CASES if "401" not in n])
 def test_nova_error_content_type(world: World, name: str) -> None:
     """Nova error Content-Type as sent."""
@@ -580,10 +557,6 @@ def test_401_and_keystone_content_type(world: World) -> None:
         )
 
 
-@sim_differs(
-    "real Nova's 406 echoes the requested version (OpenStack-API-Version: compute 2.999, "
-    "X-OpenStack-Nova-API-Version: 2.999, and both Vary headers); the sim's 406 has none of them"
-)
 def test_406_echoes_the_requested_microversion(world: World) -> None:
     """The microversion headers on an unsupported version."""
     recorded = real("error_406_unsupported_microversion")

@@ -61,7 +61,7 @@ def fixture_clock() -> FakeClock:
 @pytest.fixture(name="csim")
 def fixture_clocked_sim(clock: FakeClock) -> Iterator[OpenStackSim]:
     """A fresh one-region simulator driven by the fake clock."""
-    with OpenStackSim(regions=(REGION,), clock=clock) as sim:
+    with OpenStackSim(regions=(REGION,), clock=clock, send_date=True) as sim:
         yield sim
 
 

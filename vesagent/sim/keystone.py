@@ -117,8 +117,8 @@ def with_implied_roles(roles: Iterable[str]) -> tuple[str, ...]:
 
 
 def keystone_time(epoch: float) -> str:
-    """Keystone's token timestamp format, e.g. ``2015-11-07T02:58:43.578887Z``."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Keystone's token timestamp format: fernet tokens keep whole seconds (``...:39.000000Z``)."""
+    return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def stable_hex(*parts: str) -> str:

@@ -717,10 +717,11 @@ _FAULT_NAMES = {
 class NovaError(Exception):
     """A Nova API fault: rendered as ``{"<faultName>": {"code": ..., "message": ...}}``."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, echo_version: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.echo_version = echo_version  # a 406 repeats the version that was asked for
 
     def body(self) -> dict[str, Any]:
         """The real fault document."""
@@ -778,6 +779,7 @@ def negotiate_microversion(headers: Any) -> int:
             f"Version {requested} is not supported by the API. Minimum is "
             f"{format_microversion(MIN_MICROVERSION)} and maximum is "
             f"{format_microversion(MAX_MICROVERSION)}.",
+            echo_version=requested,
         )
     return minor
 
@@ -1374,7 +1376,12 @@ class NovaApi:
         return CallContext(region, mv, token, f"{bookmark}/v2.1", bookmark, self.clock())
 
     def _render_error(self, exc: NovaError) -> Response:
-        return json_response(exc.body(), exc.status)
+        response = json_response(exc.body(), exc.status)
+        # Nova's own faults (not keystonemiddleware's 401) name the charset.
+        response.headers["Content-Type"] = "application/json; charset=UTF-8"
+        if exc.echo_version is not None:
+            g.nova_version_text = exc.echo_version
+        return response
 
     def _render_unauthorized(self, exc: NovaUnauthorized) -> Response:
         body = {"error": {"code": 401, "title": "Unauthorized", "message": UNAUTHORIZED_MESSAGE}}
@@ -1389,11 +1396,13 @@ class NovaApi:
         response.headers["x-openstack-request-id"] = request_id
         response.headers["x-compute-request-id"] = request_id
         mv = g.get("nova_mv")
-        if mv is not None:
-            version = format_microversion(mv)
+        version = format_microversion(mv) if mv is not None else g.get("nova_version_text")
+        if version is not None:
             response.headers["OpenStack-API-Version"] = f"compute {version}"
             response.headers["X-OpenStack-Nova-API-Version"] = version
-            response.headers["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
+            # Nova sends two Vary headers, not one joined value.
+            response.headers.add("Vary", "OpenStack-API-Version")
+            response.headers.add("Vary", "X-OpenStack-Nova-API-Version")
         return response
 
     # -- version documents (no token needed, as in Nova's paste pipeline) ----------------

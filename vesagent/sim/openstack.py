@@ -79,11 +79,22 @@ class _SimControlError(Exception):
         self.message = message
 
 
-def _handler_with_clock(clock: Clock) -> type[WSGIRequestHandler]:
-    """A request handler whose ``Date`` header follows ``clock`` (clients read server time)."""
+def _handler_with_clock(clock: Clock, send_date: bool) -> type[WSGIRequestHandler]:
+    """A request handler like Nova's uwsgi: no ``Server`` header, ``Date`` only on request.
+
+    Real Nova and Keystone served by uwsgi with nothing in front send neither header (see
+    tests/fixtures/openstack/recorded); behind HAProxy or Apache a ``Date`` appears, and then
+    it follows the simulator's ``clock`` (clients read server time from it).
+    """
 
     class ClockedHandler(WSGIRequestHandler):
-        """Werkzeug's handler with a ``Date`` from the simulator's clock."""
+        """Werkzeug's handler without its ``Server``/``Date`` unless asked."""
+
+        def send_response(self, code: int, message: str | None = None) -> None:
+            self.log_request(code)
+            self.send_response_only(code, message)
+            if send_date:
+                self.send_header("Date", self.date_time_string())
 
         def date_time_string(self, timestamp: float | None = None) -> str:
             """RFC 7231 date of ``timestamp`` or of the simulator's now."""
@@ -110,6 +121,7 @@ class OpenStackSim(SimServer):
         token_lifetime: float = 3600.0,
         max_limit: int = 1000,
         clock: Clock = time.time,
+        send_date: bool = False,
     ) -> None:
         super().__init__(host, port)
         self.clock = clock
@@ -129,7 +141,7 @@ class OpenStackSim(SimServer):
         self.nova = NovaApi(self.regions, self.identity, lambda: self.url, clock, max_limit)
         self.nova.register(self.app)
         # The Date header follows the sim's clock, as clients read server time from it.
-        self.request_handler = _handler_with_clock(self.clock)
+        self.request_handler = _handler_with_clock(self.clock, send_date)
         self.app.after_request(self._keystone_request_id)
         self.app.register_error_handler(HTTPException, self._http_error)
         self.app.register_error_handler(_SimControlError, self._control_error)
