@@ -15,7 +15,7 @@ setup(
     package_data={"vesagent": ["data/ves/*.json", "data/ves/*.md", "data/demo/*.json"]},
     install_requires=[
         "requests>=2.31",
-        "tenacity>=8.2",
+        "tenacity>=9.2",
         "cachetools>=5.3",
         "schedule>=1.2",
         "structlog>=24.1",

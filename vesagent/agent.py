@@ -7,10 +7,12 @@ SIGTERM/SIGINT stop polling, flush what the collectors accept within a grace per
 
 from __future__ import annotations
 
+import fcntl
 import signal
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -47,6 +49,25 @@ class Agent:
     aai: AaiClient
     started: float
     stop_event: threading.Event
+    lock: Any = None
+
+
+def lock_state_dir(state_dir: Path) -> Any:
+    """Hold an exclusive lock on the state dir: two agents on one outbox would send twice."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        handle = (state_dir / "vesagent.lock").open("a+")
+    except OSError as exc:
+        raise StoreError(f"{state_dir}: cannot create the state directory: {exc.strerror}") from exc
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise StoreError(
+            f"{state_dir}: in use by another vesagent process (each replica needs its own "
+            "VESAGENT_STATE_DIR)"
+        ) from None
+    return handle
 
 
 def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -> Agent:
@@ -54,7 +75,13 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
     registry = registry or CollectorRegistry()
     metrics = Metrics(registry)
     metrics.shard.labels(str(settings.shard.index), str(settings.shard.count)).set(1)
-    store = Store(settings.state_dir)
+    lock = lock_state_dir(settings.state_dir)
+    store = Store(
+        settings.state_dir,
+        max_age=settings.outbox_max_age,
+        max_rows=settings.outbox_max_events,
+        max_bytes=settings.outbox_max_bytes,
+    )
     directory = CollectorDirectory()
     registry.register(OutboxCollector(store.stats, directory.endpoints))
     sender = Sender(store, directory, metrics=metrics)
@@ -86,6 +113,7 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
         aai=aai,
         started=time.time(),
         stop_event=threading.Event(),
+        lock=lock,
     )
 
 
@@ -143,3 +171,5 @@ def shutdown(agent: Agent) -> None:
     agent.sender.stop(grace=SHUTDOWN_GRACE)
     agent.aai.close()
     agent.store.close()
+    if agent.lock is not None:
+        agent.lock.close()

@@ -96,6 +96,8 @@ def region_status(agent: Any, key: RegionKey) -> dict[str, Any]:
     status["tracked_servers"] = len(poller.servers)
     status["active_alarms"] = len(poller.alarms)
     status["last_event"] = _iso(poller.last_event_at)
+    if poller.hypervisors:
+        status["hypervisors"] = dict(sorted(poller.hypervisors.items()))
     status["vim"] = {
         "consecutive_failures": poller.health.consecutive_failures,
         "last_failure": poller.health.last_reason or None,

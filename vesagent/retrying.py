@@ -27,7 +27,7 @@ def aai_read(
     """A&AI reads: a few quick, jittered attempts; the next sync pass is the real retry."""
     return Retrying(
         retry=retry_if_exception_type(TemporaryError),
-        wait=wait_exponential_jitter(initial=0.2, max=2.0),
+        wait=wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
         stop=stop_after_attempt(attempts) | stop_after_delay(max_delay),
         sleep=sleep,
         reraise=True,

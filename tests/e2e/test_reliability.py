@@ -173,3 +173,56 @@ def test_unusable_state_file_is_a_clear_startup_error(world, tmp_path) -> None:
     )
     assert done.returncode == 1
     assert str(state / "vesagent.sqlite3") in done.stderr
+
+
+def test_one_collector_down_does_not_delay_another(world, agent_factory) -> None:
+    """Two regions report to two collectors; one collector's outage delays only its events."""
+    from vesagent.sim.topology import VES_PASSWORD, VES_USER
+    from vesagent.sim.ves import VesCollectorSim
+
+    other = VesCollectorSim(username=VES_USER, password=VES_PASSWORD).start()
+    try:
+        (vm1,) = world.openstack.create_servers("RegionOne", 1, project="admin")
+        (vm2,) = world.openstack.create_servers("RegionTwo", 1, project="admin")
+        world.add_region("RegionOne", ADMIN_ALL)
+        world.add_region("RegionTwo", ADMIN_ALL)
+        second = world.aai.region("CloudOwner", "RegionTwo")["cloud-extra-info"]
+        world.aai.set_extra_info(
+            "CloudOwner", "RegionTwo", second.replace(world.ves.url, other.url)
+        )
+        agent_factory()
+        world.ves.outage("hang")
+        world.openstack.set_status("RegionOne", vm1, "ERROR")
+        wait_until(lambda: world.ves.requests.total("/eventListener") >= 1, what="a stuck try")
+        world.openstack.set_status("RegionTwo", vm2, "ERROR")
+        (event,) = other.wait_for(timeout=10)
+        assert event["commonEventHeader"]["sourceId"] == vm2
+        world.ves.restore()
+        wait_until(lambda: world.faults(vm1), timeout=30, what="the delayed event")
+    finally:
+        other.stop()
+
+
+def test_second_agent_on_the_same_state_dir_refuses_to_start(world, agent_factory, tmp_path):
+    """Two agents sharing one outbox would send twice: the second one stops with a clear error."""
+    import os
+    import subprocess
+    import sys
+
+    state = tmp_path / "state"
+    agent_factory(state_dir=state)
+    env = {
+        **os.environ,
+        "VESAGENT_AAI_URL": world.aai.url,
+        "VESAGENT_STATE_DIR": str(state),
+        "VESAGENT_LISTEN": "127.0.0.1:0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "vesagent", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1
+    assert "in use by another vesagent" in done.stderr

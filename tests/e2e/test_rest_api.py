@@ -196,3 +196,33 @@ def test_metrics_parse_and_move_with_events(world, agent_factory) -> None:
     assert after[("vesagent_active_alarms", (("vimid", VIMID),))] == 1
     assert after[("vesagent_aai_up", ())] == 1
     assert any(name == "vesagent_outbox_depth" for name, _ in after)
+
+
+def test_api_answers_503_when_aai_is_down(world, agent_factory) -> None:
+    """A&AI unreachable: GET, POST and DELETE answer 503 with the reason."""
+    plain_region(world)
+    agent = agent_factory()
+    world.aai.down("503")
+    body = {"vesagent_config": config(world, [])}
+    for response in (
+        requests.get(api(agent), timeout=30),
+        requests.post(api(agent), json=body, timeout=30),
+        requests.delete(api(agent), timeout=30),
+    ):
+        assert response.status_code == 503, response.text
+        assert "A&AI" in response.json()["error"]
+    world.aai.up()
+
+
+def test_api_basic_auth_when_configured(world, agent_factory) -> None:
+    """With VESAGENT_API_USERNAME/PASSWORD set, API routes need them; health and metrics don't."""
+    plain_region(world)
+    agent = agent_factory(VESAGENT_API_USERNAME="ops", VESAGENT_API_PASSWORD="s3cret")
+    assert requests.get(api(agent, "/vesagent"), timeout=10).status_code == 401
+    wrong = requests.get(api(agent, "/vesagent"), auth=("ops", "nope"), timeout=10)
+    assert wrong.status_code == 401 and "WWW-Authenticate" in wrong.headers
+    ok = requests.get(api(agent, "/vesagent"), auth=("ops", "s3cret"), timeout=10)
+    assert ok.status_code == 200
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert requests.get(agent.url + path, timeout=10).status_code == 200
+    assert "s3cret" not in agent.logs()

@@ -65,6 +65,7 @@ OVERLAP = timedelta(seconds=5)
 # Without a Date header the window is based on our clock, which may differ from Nova's.
 OVERLAP_OWN_CLOCK = timedelta(seconds=60)
 FULL_EVERY = 600.0
+HYPERVISORS_EVERY = 10  # polls between two GET /os-hypervisors (hosts change slowly)
 MEASURE_SPREAD = 0.5  # diagnostics requests are spread over this share of the interval
 
 
@@ -221,6 +222,9 @@ class RegionPoller:
         self.log = get_logger("vesagent.poller", vimid=spec.vimid)
         self.servers: dict[str, ServerView] = {}
         self.hosts: dict[str, HostView] = {}
+        # Hypervisor state/status by name, refreshed every few polls, for the status API.
+        self.hypervisors: dict[str, str] = {}
+        self._polls = 0
         self.alarms: dict[tuple[str, str], AlarmRecord] = store.alarms(spec.vimid)
         self.health: VimHealth = HEALTHY
         self.readings: dict[str, Reading] = {}
@@ -280,6 +284,7 @@ class RegionPoller:
             outcome = PollOutcome()
             try:
                 self._poll_once(outcome)
+                self._polls += 1
             except (TemporaryError, PermanentError) as exc:
                 outcome.ok, outcome.error = False, str(exc)
                 if isinstance(exc, PermanentError):
@@ -357,6 +362,12 @@ class RegionPoller:
                 page = client.list_servers(changes_since=since)
             if watch_hosts:
                 services = client.list_services()
+                if self._polls % HYPERVISORS_EVERY == 0:
+                    self.hypervisors = {
+                        str(h.get("hypervisor_hostname")): f"{h.get('state')}/{h.get('status')}"
+                        for h in client.list_hypervisors()
+                        if isinstance(h, dict)
+                    }
             if not watch_servers and not watch_hosts:
                 client.compute_endpoint()  # a VIM-only region: is the cloud reachable?
         finally:
@@ -385,15 +396,22 @@ class RegionPoller:
             outcome.full = full
             outcome.servers_seen = len(page.servers)
             changed = self._absorb_servers(page, full, now)
-            self._watermark = page.server_time
-            self._server_clock = getattr(page, "server_clock", True)
         if watch_hosts:
             self.hosts = {h.host: h for h in hosts if h.known}
 
         if not vim_open:  # a cloud that cannot be seen must not flood the collector
             transitions += self._vm_transitions(changed, ctx, vm_faults)
             transitions += self._host_transitions(ctx, host_faults, vm_faults)
-        outcome.events += self._commit(transitions)
+        try:
+            outcome.events += self._commit(transitions)
+        except Exception:
+            self._last_full = 0.0  # nothing was promised: look at everything again next time
+            raise
+        # Advance only once the decisions are committed, and not while VM decisions are
+        # frozen: the changes seen meanwhile are listed again when the VIM recovers.
+        if page is not None and not vim_open:
+            self._watermark = page.server_time
+            self._server_clock = getattr(page, "server_clock", True)
 
     def _absorb_servers(self, page: Any, full: bool, now: float) -> dict[str, ServerView | None]:
         """Update the server cache; return the servers whose state may have changed."""

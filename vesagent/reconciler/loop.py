@@ -282,6 +282,13 @@ class Reconciler:
         self.cache.vimlist = {k.vimid for k in desired}
         if self.metrics is not None:
             self.metrics.regions.set(len(desired))
+            counts: dict[tuple[str, str], int] = {}
+            for spec in desired.values():
+                for b in spec.config.backlogs:
+                    counts[(b.domain, b.type)] = counts.get((b.domain, b.type), 0) + 1
+            self.metrics.backlogs.clear()
+            for (domain, kind), n in counts.items():
+                self.metrics.backlogs.labels(domain, kind).set(n)
             for key in desired:
                 state = self.cache.state.get(key)
                 self.metrics.config_errors.labels(key.vimid).set(

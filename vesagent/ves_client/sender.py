@@ -200,7 +200,7 @@ class Sender:
         initial, maximum = self._backoff
         retrying = Retrying(
             retry=retry_if_exception_type(TemporaryError),
-            wait=wait_exponential_jitter(initial=initial, max=maximum),
+            wait=wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial),
             stop=stop_when_event_set(self._stop),
             sleep=self._stop.wait,
             reraise=False,
