@@ -154,7 +154,7 @@ class FaultContext:
     now_us: int
 
 
-def _fault_event(
+def fault_event(
     ctx: FaultContext,
     *,
     event_id: str,
@@ -164,8 +164,12 @@ def _fault_event(
     start_us: int,
     sequence: int,
     severity: str,
-    additional: dict[str, str],
+    condition: str,
+    problem: str,
+    source_type: str,
+    additional: dict[str, Any],
 ) -> VesEvent:
+    """A fault event in the neutral vocabulary (VM, host, VM-on-host and VIM faults)."""
     return VesEvent(
         domain="fault",
         event_id=event_id,
@@ -178,14 +182,105 @@ def _fault_event(
         sequence=sequence,
         priority="Normal" if severity == "NORMAL" else "High",
         fields={
-            "alarm_condition": ALARM_CONDITION,
-            "specific_problem": RAISE_NAME,
+            "alarm_condition": condition,
+            "specific_problem": problem,
             "severity": severity,
-            "source_type": "virtualMachine",
+            "source_type": source_type,
             "vf_status": "Active",
             "additional": additional,
         },
     )
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """What one raise (or re-raise) of an alarm says; the alarm's identity is separate."""
+
+    name: str
+    severity: str
+    condition: str
+    problem: str
+    source_type: str
+    additional: dict[str, Any]
+
+
+def raise_alarm(
+    prev: AlarmRecord | None,
+    ctx: FaultContext,
+    *,
+    key: str,
+    source_id: str,
+    source_name: str,
+    first_start_us: int,
+    fault: FaultSpec,
+    data: dict[str, Any] | None = None,
+) -> Transition:
+    """Raise a new alarm, or re-raise ``prev`` (same eventId and start, next sequence).
+
+    ``key`` is the alarm's condition in the store (one alarm per source and key); a new
+    episode's ``eventId`` is derived from it and from ``first_start_us``.
+    """
+    if prev is None:
+        start_us = first_start_us
+        event_id = fault_event_id(ctx.vimid, source_id, key, start_us)
+        sequence = 1
+    else:
+        start_us, event_id, sequence = prev.start_epoch_us, prev.event_id, prev.sequence + 1
+    event = fault_event(
+        ctx,
+        event_id=event_id,
+        name=fault.name,
+        source_id=source_id,
+        source_name=source_name,
+        start_us=start_us,
+        sequence=sequence,
+        severity=fault.severity,
+        condition=fault.condition,
+        problem=fault.problem,
+        source_type=fault.source_type,
+        additional=fault.additional,
+    )
+    record = AlarmRecord(
+        vimid=ctx.vimid,
+        source_id=source_id,
+        condition=key,
+        event_id=event_id,
+        start_epoch_us=start_us,
+        sequence=sequence,
+        severity=fault.severity,
+        source_name=source_name,
+        data=data or {},
+    )
+    return Transition((event,), upsert=record)
+
+
+def clear_alarm(
+    prev: AlarmRecord,
+    ctx: FaultContext,
+    *,
+    name: str,
+    condition: str,
+    problem: str,
+    source_type: str,
+    additional: dict[str, Any],
+    source_name: str | None = None,
+) -> Transition:
+    """The one clear of ``prev``: same eventId and start, next sequence, severity NORMAL."""
+    event = fault_event(
+        ctx,
+        event_id=prev.event_id,
+        name=name,
+        source_id=prev.source_id,
+        source_name=source_name or prev.source_name,
+        start_us=prev.start_epoch_us,
+        sequence=prev.sequence + 1,
+        severity="NORMAL",
+        condition=condition,
+        problem=problem,
+        source_type=source_type,
+        additional=additional,
+    )
+    return Transition((event,), delete=(prev.vimid, prev.source_id, prev.condition))
 
 
 def decide_vm(prev: AlarmRecord | None, server: ServerView | None, ctx: FaultContext) -> Transition:
@@ -194,21 +289,16 @@ def decide_vm(prev: AlarmRecord | None, server: ServerView | None, ctx: FaultCon
     if severity is None:
         if prev is None:
             return NO_CHANGE
-        clear = _fault_event(
+        return clear_alarm(
+            prev,
             ctx,
-            event_id=prev.event_id,
             name=CLEAR_NAME,
-            source_id=prev.source_id,
-            source_name=server.name if server else prev.source_name,
-            start_us=prev.start_epoch_us,
-            sequence=prev.sequence + 1,
-            severity="NORMAL",
-            additional={
-                "vimid": ctx.vimid,
-                "status": server.status if server else "DELETED",
-            },
+            condition=ALARM_CONDITION,
+            problem=RAISE_NAME,
+            source_type="virtualMachine",
+            source_name=server.name if server else None,
+            additional={"vimid": ctx.vimid, "status": server.status if server else "DELETED"},
         )
-        return Transition((clear,), delete=(prev.vimid, prev.source_id, prev.condition))
 
     assert server is not None
     if prev is not None and prev.severity == severity:
@@ -220,32 +310,14 @@ def decide_vm(prev: AlarmRecord | None, server: ServerView | None, ctx: FaultCon
         additional["fault_code"] = server.fault_code
     if server.fault_message:
         additional["fault_message"] = server.fault_message
-    if prev is None:
-        start_us = parse_time_us(server.updated, ctx.now_us)
-        event_id = fault_event_id(ctx.vimid, server.id, VM_FAILURE, start_us)
-        sequence = 1
-    else:  # still faulty, severity changed: re-raise the same alarm
-        start_us, event_id, sequence = prev.start_epoch_us, prev.event_id, prev.sequence + 1
-    event = _fault_event(
+    return raise_alarm(
+        prev,
         ctx,
-        event_id=event_id,
-        name=RAISE_NAME,
+        key=VM_FAILURE,
         source_id=server.id,
         source_name=server.name,
-        start_us=start_us,
-        sequence=sequence,
-        severity=severity,
-        additional=additional,
+        first_start_us=parse_time_us(server.updated, ctx.now_us),
+        fault=FaultSpec(
+            RAISE_NAME, severity, ALARM_CONDITION, RAISE_NAME, "virtualMachine", additional
+        ),
     )
-    record = AlarmRecord(
-        vimid=ctx.vimid,
-        source_id=server.id,
-        condition=VM_FAILURE,
-        event_id=event_id,
-        start_epoch_us=start_us,
-        sequence=sequence,
-        severity=severity,
-        source_name=server.name,
-        data={},
-    )
-    return Transition((event,), upsert=record)

@@ -60,13 +60,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vesagent.model import VesEvent
 from vesagent.pollers.decide import (
     NO_CHANGE,
     FaultContext,
+    FaultSpec,
     Transition,
-    fault_event_id,
+    clear_alarm,
     parse_time_us,
+    raise_alarm,
 )
 from vesagent.store import AlarmRecord
 
@@ -217,44 +218,6 @@ def host_selected(backlog: Any, host_name: str, service_id: str = "") -> bool:
     return True
 
 
-def fault_event(
-    ctx: FaultContext,
-    *,
-    event_id: str,
-    name: str,
-    source_id: str,
-    source_name: str,
-    start_us: int,
-    sequence: int,
-    severity: str,
-    condition: str,
-    problem: str,
-    source_type: str,
-    additional: dict[str, Any],
-) -> VesEvent:
-    """A fault event in the neutral vocabulary (shared by host, VM-host and VIM faults)."""
-    return VesEvent(
-        domain="fault",
-        event_id=event_id,
-        event_name=name,
-        source_name=source_name or source_id,
-        source_id=source_id,
-        reporting_entity_name=ctx.reporter,
-        start_epoch_us=start_us,
-        last_epoch_us=max(ctx.now_us, start_us),
-        sequence=sequence,
-        priority="Normal" if severity == "NORMAL" else "High",
-        fields={
-            "alarm_condition": condition,
-            "specific_problem": problem,
-            "severity": severity,
-            "source_type": source_type,
-            "vf_status": "Active",
-            "additional": additional,
-        },
-    )
-
-
 def _host_additional(ctx: FaultContext, view: HostView) -> dict[str, Any]:
     info: dict[str, Any] = {
         "vimid": ctx.vimid,
@@ -286,63 +249,42 @@ def decide_host(prev: AlarmRecord | None, view: HostView | None, ctx: FaultConte
         if prev is None:
             return NO_CHANGE
         last = str(prev.data.get("problem") or HOST_DOWN)
-        additional = (
-            _host_additional(ctx, view)
-            if view is not None
-            else {"vimid": ctx.vimid, "host": prev.source_id, "state": "removed"}
-        )
-        clear = fault_event(
+        return clear_alarm(
+            prev,
             ctx,
-            event_id=prev.event_id,
             name=f"Fault_MultiCloud_{last}Cleared",
-            source_id=prev.source_id,
-            source_name=prev.source_name,
-            start_us=prev.start_epoch_us,
-            sequence=prev.sequence + 1,
-            severity="NORMAL",
             condition=last,
             problem=SPECIFIC_PROBLEMS.get(last, last),
             source_type="host",
-            additional=additional,
+            additional=(
+                _host_additional(ctx, view)
+                if view is not None
+                else {"vimid": ctx.vimid, "host": prev.source_id, "state": "removed"}
+            ),
         )
-        return Transition((clear,), delete=(prev.vimid, prev.source_id, prev.condition))
 
     assert view is not None
     problem, severity = found
     if prev is not None and prev.severity == severity and prev.data.get("problem") == problem:
         return NO_CHANGE
-    if prev is None:
-        start_us = _start_us(view.updated_at, ctx) if view.state == "down" else ctx.now_us
-        event_id = fault_event_id(ctx.vimid, view.host, HOST_CONDITION, start_us)
-        sequence = 1
-    else:  # same outage, another problem or severity: re-raise the same alarm
-        start_us, event_id, sequence = prev.start_epoch_us, prev.event_id, prev.sequence + 1
-    event = fault_event(
+    # Same outage, another problem or severity: raise_alarm re-raises the same alarm.
+    return raise_alarm(
+        prev,
         ctx,
-        event_id=event_id,
-        name=f"Fault_MultiCloud_{problem}",
+        key=HOST_CONDITION,
         source_id=view.host,
         source_name=view.host,
-        start_us=start_us,
-        sequence=sequence,
-        severity=severity,
-        condition=problem,
-        problem=SPECIFIC_PROBLEMS[problem],
-        source_type="host",
-        additional=_host_additional(ctx, view),
-    )
-    record = AlarmRecord(
-        vimid=ctx.vimid,
-        source_id=view.host,
-        condition=HOST_CONDITION,
-        event_id=event_id,
-        start_epoch_us=start_us,
-        sequence=sequence,
-        severity=severity,
-        source_name=view.host,
+        first_start_us=_start_us(view.updated_at, ctx) if view.state == "down" else ctx.now_us,
+        fault=FaultSpec(
+            f"Fault_MultiCloud_{problem}",
+            severity,
+            problem,
+            SPECIFIC_PROBLEMS[problem],
+            "host",
+            _host_additional(ctx, view),
+        ),
         data={"problem": problem},
     )
-    return Transition((event,), upsert=record)
 
 
 def decide_vm_host(
@@ -369,55 +311,37 @@ def decide_vm_host(
         if prev is None:
             return NO_CHANGE
         last_host = str(prev.data.get("host") or "")
-        clear = fault_event(
+        return clear_alarm(
+            prev,
             ctx,
-            event_id=prev.event_id,
             name="Fault_MultiCloud_VMHostUnreachableCleared",
-            source_id=prev.source_id,
-            source_name=_text(server_name) or prev.source_name,
-            start_us=prev.start_epoch_us,
-            sequence=prev.sequence + 1,
-            severity="NORMAL",
             condition=VM_HOST_CONDITION,
             problem=SPECIFIC_PROBLEMS[VM_HOST_CONDITION],
             source_type="virtualMachine",
+            source_name=_text(server_name) or None,
             additional={"vimid": ctx.vimid, "host": _text(host) or last_host or None},
         )
-        return Transition((clear,), delete=(prev.vimid, prev.source_id, prev.condition))
 
     host = _text(host)
     if prev is not None and str(prev.data.get("host") or "") == host:
         return NO_CHANGE
     name = _text(server_name) or (prev.source_name if prev else "") or server_id
-    if prev is None:
-        start_us = since_us if since_us is not None and 0 < since_us <= ctx.now_us else ctx.now_us
-        event_id = fault_event_id(ctx.vimid, server_id, VM_HOST_CONDITION, start_us)
-        sequence = 1
-    else:
-        start_us, event_id, sequence = prev.start_epoch_us, prev.event_id, prev.sequence + 1
-    event = fault_event(
+    return raise_alarm(
+        prev,
         ctx,
-        event_id=event_id,
-        name="Fault_MultiCloud_VMHostUnreachable",
+        key=VM_HOST_CONDITION,
         source_id=server_id,
         source_name=name,
-        start_us=start_us,
-        sequence=sequence,
-        severity=VM_HOST_SEVERITY,
-        condition=VM_HOST_CONDITION,
-        problem=SPECIFIC_PROBLEMS[VM_HOST_CONDITION],
-        source_type="virtualMachine",
-        additional={"vimid": ctx.vimid, "host": host or None},
-    )
-    record = AlarmRecord(
-        vimid=ctx.vimid,
-        source_id=server_id,
-        condition=VM_HOST_CONDITION,
-        event_id=event_id,
-        start_epoch_us=start_us,
-        sequence=sequence,
-        severity=VM_HOST_SEVERITY,
-        source_name=name,
+        first_start_us=(
+            since_us if since_us is not None and 0 < since_us <= ctx.now_us else ctx.now_us
+        ),
+        fault=FaultSpec(
+            "Fault_MultiCloud_VMHostUnreachable",
+            VM_HOST_SEVERITY,
+            VM_HOST_CONDITION,
+            SPECIFIC_PROBLEMS[VM_HOST_CONDITION],
+            "virtualMachine",
+            {"vimid": ctx.vimid, "host": host or None},
+        ),
         data={"host": host},
     )
-    return Transition((event,), upsert=record)

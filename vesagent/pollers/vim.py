@@ -35,8 +35,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vesagent.pollers.decide import NO_CHANGE, FaultContext, Transition, fault_event_id
-from vesagent.pollers.hosts import fault_event
+from vesagent.pollers.decide import (
+    NO_CHANGE,
+    FaultContext,
+    FaultSpec,
+    Transition,
+    clear_alarm,
+    raise_alarm,
+)
 from vesagent.store import AlarmRecord
 
 VIM_CONDITION = "VIM"
@@ -132,21 +138,15 @@ def decide_vim(
         if prev is None or health.consecutive_failures > 0:
             return NO_CHANGE
         last = str(prev.data.get("problem") or VIM_UNREACHABLE)
-        clear = fault_event(
+        return clear_alarm(
+            prev,
             ctx,
-            event_id=prev.event_id,
             name=f"Fault_MultiCloud_{last}Cleared",
-            source_id=prev.source_id,
-            source_name=prev.source_name,
-            start_us=prev.start_epoch_us,
-            sequence=prev.sequence + 1,
-            severity="NORMAL",
             condition=last,
             problem=SPECIFIC_PROBLEMS.get(last, last),
             source_type=SOURCE_TYPE,
             additional={"vimid": ctx.vimid, "source_class": "cloud-region"},
         )
-        return Transition((clear,), delete=(prev.vimid, prev.source_id, prev.condition))
 
     problem, severity = found
     if prev is not None and prev.severity == severity and prev.data.get("problem") == problem:
@@ -160,39 +160,24 @@ def decide_vim(
         )
     else:
         additional["partial_records"] = True
-    if prev is None:
-        since = health.failed_since_us if problem == VIM_UNREACHABLE else None
-        start_us = since if since is not None and 0 < since <= ctx.now_us else ctx.now_us
-        event_id = fault_event_id(ctx.vimid, ctx.vimid, VIM_CONDITION, start_us)
-        sequence = 1
-    else:
-        start_us, event_id, sequence = prev.start_epoch_us, prev.event_id, prev.sequence + 1
-    event = fault_event(
+    since = health.failed_since_us if problem == VIM_UNREACHABLE else None
+    return raise_alarm(
+        prev,
         ctx,
-        event_id=event_id,
-        name=f"Fault_MultiCloud_{problem}",
+        key=VIM_CONDITION,
         source_id=ctx.vimid,
         source_name=ctx.vimid,
-        start_us=start_us,
-        sequence=sequence,
-        severity=severity,
-        condition=problem,
-        problem=SPECIFIC_PROBLEMS[problem],
-        source_type=SOURCE_TYPE,
-        additional=additional,
-    )
-    record = AlarmRecord(
-        vimid=ctx.vimid,
-        source_id=ctx.vimid,
-        condition=VIM_CONDITION,
-        event_id=event_id,
-        start_epoch_us=start_us,
-        sequence=sequence,
-        severity=severity,
-        source_name=ctx.vimid,
+        first_start_us=since if since is not None and 0 < since <= ctx.now_us else ctx.now_us,
+        fault=FaultSpec(
+            f"Fault_MultiCloud_{problem}",
+            severity,
+            problem,
+            SPECIFIC_PROBLEMS[problem],
+            SOURCE_TYPE,
+            additional,
+        ),
         data={"problem": problem},
     )
-    return Transition((event,), upsert=record)
 
 
 def vm_alarms_frozen(vim_alarm_open: bool) -> bool:
