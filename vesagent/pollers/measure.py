@@ -331,8 +331,12 @@ def measurement_event(
     counter: int,
     reporter: str,
     now_us: int,
+    period_us: int | None = None,
 ) -> VesEvent | None:
     """The one measurement event of a VM for this period (see the module docstring).
+
+    ``period_us`` is the boundary of the interval this reading is for (default: the one
+    ``now_us`` falls in); a reading taken late in its interval still belongs to it.
 
     None only when the readings give nothing to report (no CPU, memory, disk or NIC value).
     """
@@ -352,7 +356,7 @@ def measurement_event(
     fields["interval"] = _number(step / 1_000_000)
     # The period this reading belongs to, like the eventId's counter: one event per VM per
     # interval, each with its own start (rates still use the measured time between readings).
-    start = boundary_us(now_us, interval)
+    start = period_us if period_us is not None else boundary_us(now_us, interval)
     return VesEvent(
         domain="measurement",
         event_id=f"measurement-{event_token(vimid)}-{event_token(server_id)}-{counter}",

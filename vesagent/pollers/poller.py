@@ -140,11 +140,17 @@ def measure_interval(spec: RegionSpec) -> float | None:
 
 
 def job_intervals(spec: RegionSpec) -> dict[str, float]:
-    """The region's timed jobs and their intervals: ``poll``, ``heartbeat``, ``measure``."""
+    """The region's timed jobs and how often their timers fire.
+
+    Heartbeats and measurements belong to interval boundaries (one per interval, start on the
+    boundary), so their timers fire four times per interval and the job itself acts once per
+    boundary: a timer's drift can then neither skip an interval nor repeat one.
+    """
+    heartbeat, measure = heartbeat_interval(spec), measure_interval(spec)
     jobs = {
         "poll": fault_interval(spec),
-        "heartbeat": heartbeat_interval(spec),
-        "measure": measure_interval(spec),
+        "heartbeat": max(0.25, heartbeat / 4) if heartbeat else None,
+        "measure": max(0.25, measure / 4) if measure else None,
     }
     return {name: interval for name, interval in jobs.items() if interval is not None}
 
@@ -224,6 +230,8 @@ class RegionPoller:
         self.hosts: dict[str, HostView] = {}
         # Hypervisor state/status by name, refreshed every few polls, for the status API.
         self.hypervisors: dict[str, str] = {}
+        # The interval boundary each periodic job last ran for: exactly one run per interval.
+        self._periods: dict[str, int] = {}
         self._polls = 0
         self.alarms: dict[tuple[str, str], AlarmRecord] = store.alarms(spec.vimid)
         self.health: VimHealth = HEALTHY
@@ -505,6 +513,10 @@ class RegionPoller:
         events = []
         for backlog in backlogs_of(spec, "heartbeat"):
             interval = spec.config.interval_of(backlog)
+            period = boundary_us(now_us, interval)
+            if self._periods.get(backlog.key) == period:
+                continue  # this interval's heartbeat is already out
+            self._periods[backlog.key] = period
             source = backlog.source if not _wild(backlog.source) else spec.vimid
             events.append(
                 heartbeat_event(
@@ -531,6 +543,10 @@ class RegionPoller:
         interval = measure_interval(spec)
         if interval is None:
             return 0
+        period = boundary_us(int(self._clock() * 1_000_000), interval)
+        if self._periods.get("measure") == period:
+            return 0  # this interval is measured already
+        self._periods["measure"] = period
         if fault_interval(spec) is None:
             self.poll()  # no fault poll keeps the server list fresh: list servers now
         measured = [
@@ -550,13 +566,13 @@ class RegionPoller:
         for server in targets:
             if self._stopped.is_set():
                 break
-            sent += self._measure_one(server, interval, measured, checked)
+            sent += self._measure_one(server, interval, period, measured, checked)
             self._stopped.wait(gap)
         self.last_measure_at = self._clock()
         return sent
 
     def _measure_one(
-        self, server: ServerView, interval: float, measured: list, checked: list
+        self, server: ServerView, interval: float, period: int, measured: list, checked: list
     ) -> int:
         try:
             body = self._ensure_client().diagnostics(server.id)
@@ -578,9 +594,10 @@ class RegionPoller:
             server_id=server.id,
             server_name=server.name,
             interval=interval,
-            counter=boundary_us(now_us, interval) // 1_000_000,
+            counter=period // 1_000_000,
             reporter=AGENT_NAME,
             now_us=now_us,
+            period_us=period,
         )
         if event is None:
             return 0
