@@ -171,14 +171,6 @@ def _pair() -> tuple[str, str]:
     return lost, kept
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known gap: after a restart the collector directory holds only the subscriptions "
-    "of the regions this replica owns, so events queued for a collector that only lost "
-    "regions used wait until they age out (fix: merge the subscriptions of every region "
-    "in A&AI, not only owned ones, in Reconciler.sync)",
-)
 def test_pending_events_for_a_collector_of_lost_regions_are_delivered(
     world, replicas, tmp_path
 ) -> None:

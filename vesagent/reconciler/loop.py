@@ -145,6 +145,9 @@ class Reconciler:
             records = [r for r in everything if self.shard.owns(r.key.path)]
             others = {r.key for r in everything} - {r.key for r in records}
             desired = self._desired(records)
+            self._learn_collectors(r for r in everything if r.key in others)
+            for key in self.cache.parsed.keys() - {r.key for r in everything}:
+                del self.cache.parsed[key]
             self._converge(desired, others, {r.key for r in records})
             self.last_success = self.clock()
             self.last_error = None
@@ -166,10 +169,8 @@ class Reconciler:
 
     def _desired(self, records: Iterable[RegionRecord]) -> dict[RegionKey, RegionSpec]:
         desired: dict[RegionKey, RegionSpec] = {}
-        seen: set[RegionKey] = set()
         for record in records:
             key = record.key
-            seen.add(key)
             config, error = self._parse(record)
             state = self.cache.state.get(key)
             if error is not None:
@@ -197,10 +198,21 @@ class Reconciler:
                     desired[key] = self.cache.config[key]
                 continue
             desired[key] = RegionSpec(key, config, creds)
-        for key in list(self.cache.parsed):
-            if key not in seen:
-                del self.cache.parsed[key]
         return desired
+
+    def _learn_collectors(self, records: Iterable[RegionRecord]) -> None:
+        """Know the collectors of other shards' regions too.
+
+        Events this replica queued before a region moved away (or before a restart) must
+        stay deliverable, and their credentials live only in that region's config.
+        """
+        found = {}
+        for record in records:
+            config, _error = self._parse(record)
+            if config is not None:
+                found[config.ves_subscription.endpoint] = collector_auth(config)
+        if found:
+            self.directory.merge(found)
 
     def _parse(self, record: RegionRecord) -> tuple[VesagentConfig | None, ConfigError | None]:
         cached = self.cache.parsed.get(record.key)
