@@ -22,7 +22,7 @@ from vesagent.aai_client import AaiClient
 from vesagent.logs import get_logger
 from vesagent.metrics import Metrics, OutboxCollector
 from vesagent.pollers.manager import PollerSet
-from vesagent.pollers.openstack import ComputeClient
+from vesagent.pollers.openstack import ComputeClient, SessionPool, VimCredentials
 from vesagent.pollers.poller import RegionPoller
 from vesagent.reconciler.loop import Reconciler
 from vesagent.settings import Settings
@@ -86,8 +86,14 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
     registry.register(OutboxCollector(store.stats, directory.endpoints))
     sender = Sender(store, directory, metrics=metrics)
 
+    # One Keystone token per set of VIM credentials, shared by every region that uses them.
+    sessions = SessionPool()
+
+    def make_client(creds: VimCredentials) -> ComputeClient:
+        return ComputeClient(creds, pool=sessions)
+
     def make_poller(spec: RegionSpec) -> RegionPoller:
-        return RegionPoller(spec, store, ComputeClient, metrics=metrics, on_events=sender.wake)
+        return RegionPoller(spec, store, make_client, metrics=metrics, on_events=sender.wake)
 
     pollers = PollerSet(make_poller)
     verify: bool | str = not settings.aai_insecure

@@ -13,6 +13,7 @@ Messages name the region and URL, never the password or the token.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import re
@@ -174,16 +175,99 @@ def error_detail(body: Any) -> str:
     return ""
 
 
+_caller = threading.local()  # the ComputeClient whose call is running in this thread
+
+
 class _CountingPassword(v3.Password):
-    """keystoneauth's v3 password plugin, counting each token request it makes."""
+    """keystoneauth's v3 password plugin, counting each token request it makes.
+
+    A shared plugin serves several regions' clients: the token request is counted for the
+    client whose call needed it (``_caller``), else for the plugin's first owner.
+    """
 
     def __init__(self, *, on_authenticate: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._on_authenticate = on_authenticate
 
     def get_auth_ref(self, session: ks_session.Session, **kwargs: Any) -> Any:
-        self._on_authenticate()
+        client = getattr(_caller, "client", None)
+        if client is not None:
+            client._count_auth()
+        else:
+            self._on_authenticate()
         return super().get_auth_ref(session, **kwargs)
+
+
+def credentials_key(creds: VimCredentials) -> tuple[Any, ...]:
+    """What makes two regions able to share one token: everything but the region."""
+    return (
+        keystone_v3_url(creds.auth_url),
+        creds.username,
+        creds.password,
+        creds.project_id,
+        creds.project_name,
+        creds.user_domain,
+        creds.project_domain,
+        creds.verify,
+    )
+
+
+class SessionPool:
+    """One keystoneauth session, hence one token and one catalog, per set of credentials.
+
+    Regions of one cloud usually share a Keystone and a service user: a token covers every
+    region of the catalog, so re-authenticating (and keeping a catalog copy) per region would
+    only multiply Keystone's load and the agent's memory. Reference counted: the session is
+    closed when its last region lets go.
+    """
+
+    def __init__(self, timeout: float = 10.0) -> None:
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[Any, ...], list[Any]] = {}  # key -> [auth, session, refs]
+
+    def acquire(self, creds: VimCredentials, on_authenticate: Any) -> tuple[Any, Any]:
+        key = credentials_key(creds)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                auth = _make_password_plugin(creds, on_authenticate)
+                session = ks_session.Session(auth=auth, verify=creds.verify, timeout=self._timeout)
+                entry = self._entries[key] = [auth, session, 0]
+            entry[2] += 1
+            return entry[0], entry[1]
+
+    def release(self, creds: VimCredentials) -> None:
+        key = credentials_key(creds)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return
+            entry[2] -= 1
+            if entry[2] <= 0:
+                del self._entries[key]
+                entry[1].session.close()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+
+def _make_password_plugin(creds: VimCredentials, on_authenticate: Any) -> _CountingPassword:
+    scope: dict[str, str] = {}
+    if creds.project_id:
+        scope["project_id"] = creds.project_id
+    elif creds.project_name:
+        scope["project_name"] = creds.project_name
+        scope["project_domain_name"] = creds.project_domain
+    return _CountingPassword(
+        on_authenticate=on_authenticate,
+        auth_url=keystone_v3_url(creds.auth_url),
+        username=creds.username,
+        password=creds.password,
+        user_domain_name=creds.user_domain,
+        **scope,
+    )
 
 
 class ComputeClient:
@@ -200,8 +284,10 @@ class ComputeClient:
         *,
         timeout: float = 10.0,
         microversion: str = DEFAULT_MICROVERSION,
+        pool: SessionPool | None = None,
     ) -> None:
         self._creds = creds
+        self._pool = pool
         self._identity_url = keystone_v3_url(creds.auth_url)
         self._region = creds.region_name
         self._lock = threading.Lock()
@@ -209,21 +295,13 @@ class ComputeClient:
         self._auth_count = 0
         self._projects: dict[tuple[str, str], str] = {}
         self._domains: dict[str, str] = {}
-        scope: dict[str, str] = {}
-        if creds.project_id:
-            scope["project_id"] = creds.project_id
-        elif creds.project_name:
-            scope["project_name"] = creds.project_name
-            scope["project_domain_name"] = creds.project_domain
-        self._auth = _CountingPassword(
-            on_authenticate=self._count_auth,
-            auth_url=self._identity_url,
-            username=creds.username,
-            password=creds.password,
-            user_domain_name=creds.user_domain,
-            **scope,
-        )
-        self._session = ks_session.Session(auth=self._auth, verify=creds.verify, timeout=timeout)
+        if pool is not None:
+            self._auth, self._session = pool.acquire(creds, self._count_auth)
+        else:
+            self._auth = _make_password_plugin(creds, self._count_auth)
+            self._session = ks_session.Session(
+                auth=self._auth, verify=creds.verify, timeout=timeout
+            )
         self._compute = ks_adapter.Adapter(
             self._session,
             service_type="compute",
@@ -264,13 +342,17 @@ class ComputeClient:
             self._auth_count += 1
 
     def close(self) -> None:
-        """Close the pooled HTTP connections."""
-        self._session.session.close()
+        """Close the HTTP connections (or let go of the shared session)."""
+        if self._pool is not None:
+            self._pool.release(self._creds)
+        else:
+            self._session.session.close()
 
     def compute_endpoint(self) -> str:
         """The public compute URL of this region from the token's catalog (authenticates)."""
         try:
-            url = self._compute.get_endpoint()
+            with self._calling():
+                url = self._compute.get_endpoint()
         except ks_exc.ClientException as exc:
             raise self._classify_ks(exc, self._identity_url) from None
         if not url:
@@ -401,22 +483,34 @@ class ComputeClient:
                 return str(dom_id)
         return None
 
+    @contextlib.contextmanager
+    def _calling(self) -> Any:
+        """Mark this thread's calls as this client's, so a token request counts for it."""
+        previous = getattr(_caller, "client", None)
+        _caller.client = self
+        try:
+            yield
+        finally:
+            _caller.client = previous
+
     def _access(self) -> Any:
         try:
-            return self._auth.get_access(self._session)
+            with self._calling():
+                return self._auth.get_access(self._session)
         except ks_exc.ClientException as exc:
             raise self._classify_ks(exc, self._identity_url) from None
 
     def _identity_get(self, path: str, params: Sequence[tuple[str, str]]) -> tuple[int, Any]:
         url = self._identity_url + path
         try:
-            resp = self._session.get(
-                url,
-                params=list(params),
-                authenticated=True,
-                raise_exc=False,
-                global_request_id=_request_id(),
-            )
+            with self._calling():
+                resp = self._session.get(
+                    url,
+                    params=list(params),
+                    authenticated=True,
+                    raise_exc=False,
+                    global_request_id=_request_id(),
+                )
         except ks_exc.ClientException as exc:
             raise self._classify_ks(exc, url) from None
         return resp.status_code, _json_or_none(resp) or {}
@@ -470,9 +564,10 @@ class ComputeClient:
         with self._lock:
             self._requests_made += 1
         try:
-            resp = self._compute.get(
-                path, params=list(params), raise_exc=False, global_request_id=request_id
-            )
+            with self._calling():
+                resp = self._compute.get(
+                    path, params=list(params), raise_exc=False, global_request_id=request_id
+                )
         except ks_exc.ClientException as exc:
             raise self._classify_ks(exc, self._endpoint_label()) from None
         if resp.status_code >= 300:
