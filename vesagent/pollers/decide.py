@@ -64,10 +64,14 @@ GONE_STATUSES = frozenset({"DELETED", "SOFT_DELETED"})
 
 def _text(value: Any, limit: int = 255) -> str:
     """Nova bodies are untrusted: coerce to a bounded string."""
+    if type(value) is str:  # the usual case first: this runs for every field of every server
+        return value[:limit]
     if value is None:
         return ""
-    text = value if isinstance(value, str) else str(value)
-    return text[:limit]
+    return str(value)[:limit]
+
+
+_NO_FAULT: Mapping[str, Any] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +93,14 @@ class ServerView:
     @classmethod
     def from_nova(cls, body: Any) -> ServerView | None:
         """Parse one item of ``/servers/detail``; None when it has no usable id."""
-        if not isinstance(body, Mapping):
+        if type(body) is not dict and not isinstance(body, Mapping):
             return None
         server_id = body.get("id")
-        if not isinstance(server_id, str) or not server_id:
+        if type(server_id) is not str or not server_id:
             return None
-        fault = body.get("fault") if isinstance(body.get("fault"), Mapping) else {}
+        fault = body.get("fault")
+        if fault is None or (type(fault) is not dict and not isinstance(fault, Mapping)):
+            fault = _NO_FAULT
         return cls(
             id=server_id[:64],
             name=_text(body.get("name")),

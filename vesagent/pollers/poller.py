@@ -386,9 +386,16 @@ class RegionPoller:
         ctx = self._ctx(now_us)
         self.health = observe(self.health, True, None, at_us=now_us)
         hosts = [v for v in (HostView.from_nova(item) for item in services) if v is not None]
-        partial = any(not h.known for h in hosts) or bool(
-            page and any(is_partial(b) for b in page.servers)
-        )
+        changed: dict[str, ServerView | None] = {}
+        partial = any(not h.known for h in hosts)
+        if page is not None:
+            outcome.full = full
+            outcome.servers_seen = len(page.servers)
+            changed, partial_servers = self._absorb_servers(page, full, now)
+            partial = partial or partial_servers
+        if watch_hosts:
+            self.hosts = {h.host: h for h in hosts if h.known}
+
         transitions: list[Transition] = []
         threshold = self._vim_threshold()
         if threshold is not None:
@@ -398,14 +405,6 @@ class RegionPoller:
             (spec.vimid, VIM_CONDITION) in self.alarms
             and not any(t.delete and t.delete[2] == VIM_CONDITION for t in transitions)
         )
-
-        changed: dict[str, ServerView | None] = {}
-        if page is not None:
-            outcome.full = full
-            outcome.servers_seen = len(page.servers)
-            changed = self._absorb_servers(page, full, now)
-        if watch_hosts:
-            self.hosts = {h.host: h for h in hosts if h.known}
 
         if not vim_open:  # a cloud that cannot be seen must not flood the collector
             transitions += self._vm_transitions(changed, ctx, vm_faults)
@@ -421,12 +420,17 @@ class RegionPoller:
             self._watermark = page.server_time
             self._server_clock = getattr(page, "server_clock", True)
 
-    def _absorb_servers(self, page: Any, full: bool, now: float) -> dict[str, ServerView | None]:
-        """Update the server cache; return the servers whose state may have changed."""
+    def _absorb_servers(
+        self, page: Any, full: bool, now: float
+    ) -> tuple[dict[str, ServerView | None], bool]:
+        """Update the server cache; return the servers whose state may have changed, and
+        whether Nova answered partial (down-cell) records."""
         changed: dict[str, ServerView | None] = {}
         listed: set[str] = set()
+        partial = False
         for body in page.servers:
             if is_partial(body):
+                partial = True
                 if isinstance(body.get("id"), str):
                     listed.add(body["id"])  # unknown, not gone: keep what we knew
                 continue
@@ -452,7 +456,7 @@ class RegionPoller:
             for sid, view in self.servers.items():
                 changed.setdefault(sid, view)
             self._last_full = now
-        return changed
+        return changed, partial
 
     def _vm_transitions(
         self, changed: dict[str, ServerView | None], ctx: FaultContext, vm_faults: list[Any]
