@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
@@ -13,6 +16,23 @@ from tests.e2e.conftest import wait_until
 
 ADMIN_ALL = [{"domain": "fault", "type": "vm", "tenant": "admin"}]
 PREFIX = "/compute/RegionOne/v2.1/servers"
+
+
+def run_agent_expecting_failure(world, state_dir) -> subprocess.CompletedProcess[str]:
+    """``vesagent run`` that should stop at once: its exit code and stderr."""
+    env = {
+        **os.environ,
+        "VESAGENT_AAI_URL": world.aai.url,
+        "VESAGENT_STATE_DIR": str(state_dir),
+        "VESAGENT_LISTEN": "127.0.0.1:0",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "vesagent", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def raise_and_clear_counts(world, vm: str) -> tuple[int, int]:
@@ -151,26 +171,10 @@ def test_nova_errors_are_survived(world, agent_factory) -> None:
 
 def test_unusable_state_file_is_a_clear_startup_error(world, tmp_path) -> None:
     """A state file that is not a database stops the start with an error naming the path."""
-    import os
-    import subprocess
-    import sys
-
     state = tmp_path / "state"
     state.mkdir()
     (state / "vesagent.sqlite3").write_bytes(b"this is not a database" * 100)
-    env = {
-        **os.environ,
-        "VESAGENT_AAI_URL": world.aai.url,
-        "VESAGENT_STATE_DIR": str(state),
-        "VESAGENT_LISTEN": "127.0.0.1:0",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "vesagent", "run"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = run_agent_expecting_failure(world, state)
     assert done.returncode == 1
     assert str(state / "vesagent.sqlite3") in done.stderr
 
@@ -205,24 +209,8 @@ def test_one_collector_down_does_not_delay_another(world, agent_factory) -> None
 
 def test_second_agent_on_the_same_state_dir_refuses_to_start(world, agent_factory, tmp_path):
     """Two agents sharing one outbox would send twice: the second one stops with a clear error."""
-    import os
-    import subprocess
-    import sys
-
     state = tmp_path / "state"
     agent_factory(state_dir=state)
-    env = {
-        **os.environ,
-        "VESAGENT_AAI_URL": world.aai.url,
-        "VESAGENT_STATE_DIR": str(state),
-        "VESAGENT_LISTEN": "127.0.0.1:0",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "vesagent", "run"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = run_agent_expecting_failure(world, state)
     assert done.returncode == 1
     assert "in use by another vesagent" in done.stderr
