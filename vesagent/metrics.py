@@ -97,6 +97,12 @@ class Metrics:
             ["collector", "status"],
             registry=r,
         )
+        self.collector_up = Gauge(
+            "vesagent_collector_up",
+            "1 when the last delivery to the collector succeeded, 0 while it fails",
+            ["collector"],
+            registry=r,
+        )
         self.active_alarms = Gauge(
             "vesagent_active_alarms", "Open fault alarms per region", ["vimid"], registry=r
         )

@@ -58,10 +58,20 @@ def test_collector_outage_delays_but_never_loses_events(world, agent_factory, mo
     wait_until(lambda: world.openstack.requests.total(PREFIX) >= polls + 2, what="polls")
     world.openstack.set_status("RegionOne", vms[0], "ACTIVE")
     wait_until(lambda: world.openstack.requests.total(PREFIX) >= polls + 4, what="more polls")
-    metrics = requests.get(agent.url + "/metrics", timeout=5).text
-    assert "vesagent_outbox_depth" in metrics
+    collector = f'collector="{world.ves.url}/eventListener/v5"'
+    metrics = wait_until(  # a hanging collector shows only once the client times out (5 s)
+        lambda: (
+            (text := requests.get(agent.url + "/metrics", timeout=5).text)
+            and f"vesagent_collector_up{{{collector}}} 0.0" in text
+            and text
+        ),
+        what="collector_up 0",
+    )
+    assert f"vesagent_outbox_depth{{{collector}}} 0.0" not in metrics
+    assert agent.logs().count('"delivery.failing"') == 1  # a state change, not a flood
     world.ves.restore()
     wait_until(lambda: len(world.faults()) == 3, timeout=30, what="the buffered events")
+    wait_until(lambda: '"delivery.recovered"' in agent.logs(), what="the recovery in the log")
     assert raise_and_clear_counts(world, vms[0]) == (1, 1)
     assert raise_and_clear_counts(world, vms[1]) == (1, 0)
     first = [e["commonEventHeader"] for e in world.faults(vms[0])]

@@ -31,6 +31,7 @@ log = get_logger("vesagent.sender")
 
 MAX_BATCH_BYTES = 1_000_000
 MAX_BATCH_EVENTS = 500
+FAILURE_LOG_EVERY = 60.0  # seconds between two log lines about the same failing collector
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,8 @@ class Sender:
         self._supervisor: threading.Thread | None = None
         self.last_success: dict[str, float] = {}
         self.last_error: dict[str, str] = {}
+        self._down_since: dict[str, float] = {}
+        self._last_failure_log: dict[str, float] = {}
 
     def start(self) -> None:
         self._supervisor = threading.Thread(target=self._supervise, name="send-sup", daemon=True)
@@ -225,20 +228,12 @@ class Sender:
             dropped = self._store.failed([r.id for r in batch])
             self._count(collector, "retried", len(batch) - dropped)
             self._count(collector, "dropped", dropped)
-            self.last_error[collector] = str(exc)
-            log.warning(
-                "delivery.retry",
-                collector=collector,
-                events=len(batch),
-                error=str(exc),
-                heartbeats_dropped=dropped,
-            )
+            self._failing(collector, str(exc), dropped)
             raise
         if outcome.status is not None and 200 <= outcome.status < 300:
             self._store.ack([r.id for r in batch])
             self._count(collector, "ok", len(batch))
-            self.last_success[collector] = time.time()
-            self.last_error.pop(collector, None)
+            self._recovered(collector)
             return len(batch)
         # A permanent refusal: find the culprit(s) one by one, keep the rest flowing.
         if len(batch) > 1:
@@ -249,6 +244,40 @@ class Sender:
         self._dead_letter(collector, batch, outcome)
         return 1
 
+    def _failing(self, collector: str, error: str, dropped: int) -> None:
+        """Log the first failure at once, then at most once a minute: a state, not a flood."""
+        now = time.time()
+        first = collector not in self.last_error
+        self.last_error[collector] = error
+        self._down_since.setdefault(collector, now)
+        if self._metrics is not None:
+            self._metrics.collector_up.labels(collector).set(0)
+        if first or now - self._last_failure_log.get(collector, 0.0) >= FAILURE_LOG_EVERY:
+            self._last_failure_log[collector] = now
+            log.warning(
+                "delivery.failing" if first else "delivery.still_failing",
+                collector=collector,
+                error=error,
+                down_for_s=round(now - self._down_since[collector], 1),
+                waiting=self._store.depth(collector),
+                heartbeats_dropped=dropped,
+            )
+
+    def _recovered(self, collector: str) -> None:
+        now = time.time()
+        self.last_success[collector] = now
+        if self._metrics is not None:
+            self._metrics.collector_up.labels(collector).set(1)
+        if self.last_error.pop(collector, None) is not None:
+            since = self._down_since.pop(collector, now)
+            self._last_failure_log.pop(collector, None)
+            log.info(
+                "delivery.recovered",
+                collector=collector,
+                down_for_s=round(now - since, 1),
+                waiting=self._store.depth(collector),
+            )
+
     def _deliver_single(
         self, collector: str, session: requests.Session, auth: CollectorAuth, row: OutboxRow
     ) -> int:
@@ -256,6 +285,7 @@ class Sender:
         if outcome.status is not None and 200 <= outcome.status < 300:
             self._store.ack([row.id])
             self._count(collector, "ok", 1)
+            self._recovered(collector)
             return 1
         self._dead_letter(collector, [row], outcome)
         return 0
