@@ -174,9 +174,11 @@ def test_nova_errors_are_survived(world, agent_factory) -> None:
     world.openstack.inject(status=503, path_prefix="/compute/RegionOne", count=3)
     world.openstack.expire_tokens()
     world.openstack.inject(status=503, path_prefix="/identity", count=2)
-    wait_until(lambda: "poll.failed" in agent.logs(), what="a failed poll in the log")
+    wait_until(lambda: '"poll.failing"' in agent.logs(), what="a failed poll in the log")
     world.openstack.set_status("RegionOne", vm, "ERROR")
     wait_until(lambda: world.faults(vm), timeout=20, what="raise after recovery")
+    assert '"poll.recovered"' in agent.logs()
+    assert agent.logs().count('"poll.failing"') == 1
 
 
 def test_unusable_state_file_is_a_clear_startup_error(world, tmp_path) -> None:

@@ -65,6 +65,7 @@ OVERLAP = timedelta(seconds=5)
 # Without a Date header the window is based on our clock, which may differ from Nova's.
 OVERLAP_OWN_CLOCK = timedelta(seconds=60)
 FULL_EVERY = 600.0
+FAILURE_LOG_EVERY = 60.0  # seconds between two log lines about the same failing region
 HYPERVISORS_EVERY = 10  # polls between two GET /os-hypervisors (hosts change slowly)
 MEASURE_SPREAD = 0.5  # diagnostics requests are spread over this share of the interval
 
@@ -232,6 +233,8 @@ class RegionPoller:
         self.hypervisors: dict[str, str] = {}
         # The interval boundary each periodic job last ran for: exactly one run per interval.
         self._periods: dict[str, int] = {}
+        self._failing_since: float | None = None
+        self._last_failure_log = 0.0
         self._polls = 0
         self.alarms: dict[tuple[str, str], AlarmRecord] = store.alarms(spec.vimid)
         self.health: VimHealth = HEALTHY
@@ -317,13 +320,25 @@ class RegionPoller:
             "events": outcome.events,
             "duration_ms": round(duration * 1000, 1),
         }
+        failures = self.health.consecutive_failures
         if outcome.ok:
             self.log.debug("poll.done", **fields)
-        else:
+            if self._failing_since is not None:
+                self.log.info(
+                    "poll.recovered", down_for_s=round(self._clock() - self._failing_since, 1)
+                )
+                self._failing_since = None
+        elif self._failing_since is None or (
+            self._clock() - self._last_failure_log >= FAILURE_LOG_EVERY
+        ):
+            # The first failure at once, then once a minute: an outage is a state, not a flood.
+            first = self._failing_since is None
+            self._failing_since = self._failing_since or self._clock()
+            self._last_failure_log = self._clock()
             self.log.warning(
-                "poll.failed",
+                "poll.failing" if first else "poll.still_failing",
                 error=outcome.error,
-                consecutive_failures=self.health.consecutive_failures,
+                consecutive_failures=failures,
                 **fields,
             )
         m = self._metrics
