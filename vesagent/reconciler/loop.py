@@ -21,7 +21,12 @@ from typing import Any
 from cachetools import TTLCache
 
 from vesagent.aai_client import AaiClient, RegionRecord, credentials_from_esr
-from vesagent.config import CONFIG_KEY, VesagentConfig, parse_cloud_extra_info
+from vesagent.config import (
+    CONFIG_KEY,
+    VesagentConfig,
+    check_config_warnings,
+    parse_cloud_extra_info,
+)
 from vesagent.errors import ConfigError, PermanentError, TemporaryError
 from vesagent.logs import get_logger
 from vesagent.model import RegionKey
@@ -223,6 +228,12 @@ class Reconciler:
                 parse_cloud_extra_info(record.extra_info),
                 None,
             )
+            if result[0] is not None and self.shard.owns(record.key.path):
+                # Unknown keys are accepted (other tools share the object) but often typos.
+                for path, message in check_config_warnings(record.extra_info or ""):
+                    log.warning(
+                        "config.unknown_key", vimid=record.key.vimid, path=path, message=message
+                    )
         except ConfigError as exc:
             # Text that does not even mention us belongs to other systems: not managed.
             mentions_us = CONFIG_KEY in (record.extra_info or "")
