@@ -8,6 +8,7 @@ errors, timeouts and 5xx are temporary (retried a few times with jitter), the re
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,6 +48,9 @@ class RegionRecord:
         if not isinstance(owner, str) or not isinstance(region, str):
             return None
         extra = body.get("cloud-extra-info")
+        if isinstance(extra, dict):
+            # The schema says string; a writer that stored the object itself means the same.
+            extra = json.dumps(extra)
         return cls(
             key=RegionKey(owner, region),
             resource_version=str(body.get("resource-version", "")),
