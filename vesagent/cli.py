@@ -28,7 +28,7 @@ RUN_OPTIONS: list[tuple[str, str, str]] = [
     ("--state-dir", "VESAGENT_STATE_DIR", "directory of the durable state (./var)"),
     ("--listen", "VESAGENT_LISTEN", "host:port of the REST API and /metrics (127.0.0.1:9009)"),
     ("--shard", "VESAGENT_SHARD", "i/n: this replica's share of the regions (0/1)"),
-    ("--outbox-max-age", "VESAGENT_OUTBOX_MAX_AGE", "seconds an undelivered event is kept (3600)"),
+    ("--outbox-max-age", "VESAGENT_OUTBOX_MAX_AGE", "seconds an undelivered event is kept (7200)"),
     ("--outbox-max-events", "VESAGENT_OUTBOX_MAX_EVENTS", "events kept for delivery (1000000)"),
     ("--outbox-max-bytes", "VESAGENT_OUTBOX_MAX_BYTES", "bytes kept for delivery (512 MiB)"),
     ("--api-username", "VESAGENT_API_USERNAME", "require Basic auth on the REST API (unset)"),

@@ -57,8 +57,8 @@ class Settings(BaseModel):
     state_dir: Path = Path("./var")
     listen: str = "127.0.0.1:9009"
     shard: Shard = Shard()
-    outbox_max_age: float = Field(3600.0, ge=60)
-    """Seconds an undelivered event is kept; the VES requirements ask for at least an hour."""
+    outbox_max_age: float = Field(7200.0, ge=60)
+    """Seconds an undelivered event is kept: twice the hour the VES requirements ask for."""
     outbox_max_events: int = Field(1_000_000, ge=1000)
     outbox_max_bytes: int = Field(512 * 2**20, ge=2**20)
     api_username: str | None = None
