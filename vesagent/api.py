@@ -72,6 +72,10 @@ def region_status(agent: Any, key: RegionKey) -> dict[str, Any]:
             {"path": path, "message": message}
             for path, message in (state.config_errors if state else [])
         ],
+        "config_warnings": [
+            {"path": path, "message": message}
+            for path, message in agent.reconciler.cache.warnings.get(key, [])
+        ],
         "credentials_error": state.credentials_error if state else None,
         "backlogs": [],
     }

@@ -28,6 +28,7 @@ _STATUS = {
         "managed": {"type": "boolean"},
         "running": {"type": "boolean"},
         "config_errors": {"type": "array", "items": {"type": "object"}},
+        "config_warnings": {"type": "array", "items": {"type": "object"}},
         "credentials_error": {"type": ["string", "null"]},
         "collector": {
             "type": "object",

@@ -231,18 +231,18 @@ def test_region_moved_to_another_shard_keeps_its_alarms() -> None:
     assert pollers.stops[-1][1] is StopReason.REGION_REMOVED
 
 
-def test_unknown_keys_are_logged_once_per_edit() -> None:
-    """A likely typo in a managed config is logged (with its path) once, not every pass."""
-    from structlog.testing import capture_logs
-
-    aai = FakeAai()
+def test_unknown_keys_are_recorded_as_warnings() -> None:
+    """A likely typo in a managed config is kept as a warning with its path, not an error."""
     config_text = json.loads(config())
     config_text["vesagent_config"]["backlogs"][0]["sorce"] = "vm-1"
+    aai = FakeAai()
     aai.set("A", json.dumps(config_text))
     rec, pollers = make(aai)
-    with capture_logs() as logs:
-        rec.sync()
-        rec.sync()
-    found = [e for e in logs if e["event"] == "config.unknown_key"]
-    assert len(found) == 1 and found[0]["path"] == "backlogs[0].sorce"
-    assert names(pollers) == {"A"}  # a warning, not an error
+    rec.sync()
+    warnings = rec.cache.warnings[RegionKey("Owner", "A")]
+    assert [path for path, _m in warnings] == ["backlogs[0].sorce"]
+    assert "source" in warnings[0][1]  # the "did you mean" hint
+    assert names(pollers) == {"A"}
+    aai.set("A", config())
+    rec.sync()
+    assert rec.cache.warnings[RegionKey("Owner", "A")] == []

@@ -67,6 +67,8 @@ class BacklogCache:
         self.credentials: TTLCache[tuple[RegionKey, str], VimCredentials | None] = TTLCache(
             100_000, CREDENTIALS_TTL, timer=clock
         )
+        # Unknown keys of each valid config (likely typos), kept as long as its text.
+        self.warnings: dict[RegionKey, list[tuple[str, str]]] = {}
         # Parsing is the expensive part of a pass: reuse the result while the text is unchanged.
         self.parsed: dict[
             RegionKey, tuple[str | None, VesagentConfig | None, ConfigError | None]
@@ -153,6 +155,7 @@ class Reconciler:
             self._learn_collectors(r for r in everything if r.key in others)
             for key in self.cache.parsed.keys() - {r.key for r in everything}:
                 del self.cache.parsed[key]
+                self.cache.warnings.pop(key, None)
             self._converge(desired, others, {r.key for r in records})
             self.last_success = self.clock()
             self.last_error = None
@@ -229,8 +232,11 @@ class Reconciler:
                 None,
             )
             if result[0] is not None and self.shard.owns(record.key.path):
-                # Unknown keys are accepted (other tools share the object) but often typos.
-                for path, message in check_config_warnings(record.extra_info or ""):
+                # Unknown keys are accepted (other tools share the object) but often typos:
+                # logged once per edit, shown by the REST API.
+                found = check_config_warnings(record.extra_info or "")
+                self.cache.warnings[record.key] = found
+                for path, message in found:
                     log.warning(
                         "config.unknown_key", vimid=record.key.vimid, path=path, message=message
                     )
