@@ -21,6 +21,7 @@ from vesagent import __version__
 from vesagent.aai_client import AaiClient
 from vesagent.logs import get_logger
 from vesagent.metrics import Metrics, OutboxCollector
+from vesagent.model import RegionKey
 from vesagent.pollers.manager import PollerSet
 from vesagent.pollers.openstack import ComputeClient, SessionPool, VimCredentials
 from vesagent.pollers.poller import RegionPoller
@@ -92,8 +93,16 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
     def make_client(creds: VimCredentials) -> ComputeClient:
         return ComputeClient(creds, pool=sessions)
 
+    reconciler: Reconciler | None = None
+
+    def refused(key: RegionKey) -> None:
+        if reconciler is not None:
+            reconciler.invalidate_credentials(key)
+
     def make_poller(spec: RegionSpec) -> RegionPoller:
-        return RegionPoller(spec, store, make_client, metrics=metrics, on_events=sender.wake)
+        return RegionPoller(
+            spec, store, make_client, metrics=metrics, on_events=sender.wake, on_refused=refused
+        )
 
     pollers = PollerSet(make_poller)
     verify: bool | str = not settings.aai_insecure

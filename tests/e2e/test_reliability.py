@@ -226,3 +226,28 @@ def test_second_agent_on_the_same_state_dir_refuses_to_start(world, agent_factor
     done = run_agent_expecting_failure(world, state)
     assert done.returncode == 1
     assert "in use by another vesagent" in done.stderr
+
+
+def test_password_rotated_in_esr_only_is_picked_up(world, agent_factory) -> None:
+    """A VIM password changed in esr-system-info (which does not bump the region's
+    resource-version): Keystone's refusal makes the agent read the credentials again."""
+    world.openstack.add_user("svc", "old", {"admin": ["admin"]})
+    (vm,) = world.openstack.create_servers("RegionOne", 1, project="admin")
+    world.add_region("RegionOne", ADMIN_ALL)
+    esr = world.aai.region("CloudOwner", "RegionOne")["esr-system-info-list"]["esr-system-info"][0]
+    world.aai.set_credentials(
+        "CloudOwner", "RegionOne", {**esr, "user-name": "svc", "password": "old"}
+    )
+    region_version = world.aai.region("CloudOwner", "RegionOne")["resource-version"]
+    agent = agent_factory()
+    wait_until(lambda: '"poll.done"' in agent.logs(), what="a good poll")
+    # The password is rotated in Keystone and in A&AI's esr-system-info only.
+    world.openstack.add_user("svc", "R0tated-S3cret", {"admin": ["admin"]})
+    world.openstack.expire_tokens()
+    world.aai.set_credentials(
+        "CloudOwner", "RegionOne", {**esr, "user-name": "svc", "password": "new"}
+    )
+    assert world.aai.region("CloudOwner", "RegionOne")["resource-version"] == region_version
+    world.openstack.set_status("RegionOne", vm, "ERROR")
+    wait_until(lambda: world.faults(vm), timeout=20, what="the raise with the new password")
+    assert "R0tated-S3cret" not in agent.logs()  # the password is never logged

@@ -214,6 +214,7 @@ class RegionPoller:
         clock: Callable[[], float] = time.time,
         full_every: float = FULL_EVERY,
         on_events: Callable[[str], None] | None = None,
+        on_refused: Callable[[Any], None] | None = None,
     ) -> None:
         self.spec = spec
         self._store = store
@@ -223,6 +224,8 @@ class RegionPoller:
         self._clock = clock
         self._full_every = full_every
         self._on_events = on_events or (lambda collector: None)
+        # Told when the VIM refuses us for good (e.g. a rotated password): re-read A&AI.
+        self._on_refused = on_refused or (lambda key: None)
         self._lock = threading.Lock()  # one fault poll at a time, and state changes
         self._client_lock = threading.Lock()
         self._stopped = threading.Event()
@@ -299,9 +302,11 @@ class RegionPoller:
             except (TemporaryError, PermanentError) as exc:
                 outcome.ok, outcome.error = False, str(exc)
                 if isinstance(exc, PermanentError):
-                    # Credentials may have rotated in A&AI: rebuild the session next time.
+                    # Credentials may have rotated in A&AI: rebuild the session next time,
+                    # from credentials read again.
                     with self._client_lock:
                         self._close_client()
+                    self._on_refused(self.spec.key)
                 self._after_failure(outcome)
             except Exception as exc:  # an unclassified failure is treated as temporary
                 outcome.ok, outcome.error = False, f"{type(exc).__name__}: {exc}"
