@@ -245,7 +245,7 @@ def test_password_rotated_in_esr_only_is_picked_up(world, agent_factory) -> None
     world.openstack.add_user("svc", "R0tated-S3cret", {"admin": ["admin"]})
     world.openstack.expire_tokens()
     world.aai.set_credentials(
-        "CloudOwner", "RegionOne", {**esr, "user-name": "svc", "password": "new"}
+        "CloudOwner", "RegionOne", {**esr, "user-name": "svc", "password": "R0tated-S3cret"}
     )
     assert world.aai.region("CloudOwner", "RegionOne")["resource-version"] == region_version
     world.openstack.set_status("RegionOne", vm, "ERROR")
