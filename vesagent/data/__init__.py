@@ -1,0 +1,1 @@
+"""Data files packaged with vesagent (see each folder's PROVENANCE.md)."""

@@ -87,6 +87,8 @@ def wrap_single(body: bytes) -> bytes:
 
 @dataclass
 class DeliveryOutcome:
+    """A collector's answer that is not worth retrying: its status and (truncated) body."""
+
     status: int | None
     body: str
 
