@@ -138,6 +138,16 @@ def region_status(agent: Any, key: RegionKey) -> dict[str, Any]:
     return status
 
 
+class RegionNotFound(LookupError):
+    """No such cloud-region in A&AI (or not a vimid at all): a 404 on every route."""
+
+    def __str__(self) -> str:
+        arg = self.args[0] if self.args else ""
+        if isinstance(arg, RegionKey):
+            return f"no cloud-region {arg.cloud_owner}/{arg.cloud_region_id} in A&AI"
+        return str(arg)
+
+
 class RegionEditor:
     """Read-modify-write of a region's ``cloud-extra-info`` in A&AI, safe against races."""
 
@@ -152,7 +162,7 @@ class RegionEditor:
         for _attempt in range(WRITE_ATTEMPTS):
             body = aai.get_region(key)
             if body is None:
-                raise LookupError(key.vimid)
+                raise RegionNotFound(key)
             old = body.get("cloud-extra-info")
             old = old if isinstance(old, str) else None
             new = change(old)
@@ -216,24 +226,36 @@ def create_app(agent: Any) -> Flask:
         response.headers["WWW-Authenticate"] = 'Basic realm="vesagent"'
         return response, status
 
-    def _key_or_404(vimid: str) -> RegionKey | tuple[Response, int]:
+    def region_key(vimid: str) -> RegionKey:
         key = parse_vimid(vimid)
         if key is None:
-            return _error(404, f"{vimid!r} is not a vimid ({{cloud-owner}}_{{cloud-region-id}})")
+            raise RegionNotFound(f"{vimid!r} is not a vimid ({{cloud-owner}}_{{cloud-region-id}})")
         return key
+
+    def read_region(key: RegionKey) -> dict[str, Any]:
+        body = agent.aai.get_region(key)
+        if body is None:
+            raise RegionNotFound(key)
+        return body
+
+    # The same failures mean the same answers on every route.
+    @api.errorhandler(RegionNotFound)
+    def _not_found(exc: RegionNotFound) -> Any:
+        return _error(404, str(exc))
+
+    @api.errorhandler(ConfigError)
+    def _not_ours(exc: ConfigError) -> Any:
+        return _error(409, str(exc))  # cloud-extra-info holds something we must not overwrite
+
+    @api.errorhandler(TemporaryError)
+    @api.errorhandler(PermanentError)
+    def _aai_down(exc: Exception) -> Any:
+        return _error(503, f"A&AI unreachable: {exc}")
 
     @api.get("/<vimid>/vesagent")
     def get_config(vimid: str) -> Any:
-        key = _key_or_404(vimid)
-        if not isinstance(key, RegionKey):
-            return key
-        try:
-            body = agent.aai.get_region(key)
-        except (TemporaryError, PermanentError) as exc:
-            return _error(503, f"A&AI unreachable: {exc}")
-        if body is None:
-            return _error(404, f"no cloud-region {key.cloud_owner}/{key.cloud_region_id} in A&AI")
-        stored = _stored_config(body.get("cloud-extra-info"))
+        key = region_key(vimid)
+        stored = _stored_config(read_region(key).get("cloud-extra-info"))
         if stored is None:
             return _error(404, f"cloud-region {vimid} has no vesagent_config", vimid=vimid)
         return jsonify(
@@ -246,9 +268,7 @@ def create_app(agent: Any) -> Flask:
 
     @api.post("/<vimid>/vesagent")
     def post_config(vimid: str) -> Any:
-        key = _key_or_404(vimid)
-        if not isinstance(key, RegionKey):
-            return key
+        key = region_key(vimid)
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or CONFIG_KEY not in body:
             return _error(400, 'the body must be a JSON object {"vesagent_config": {...}}')
@@ -257,19 +277,12 @@ def create_app(agent: Any) -> Flask:
         except ConfigError as exc:
             problems = [{"path": p, "message": m} for p, m in exc.problems]
             return _error(400, "invalid vesagent_config", problems=problems)
-        try:
-            old, _new = editor.edit(
-                key,
-                lambda text: merge_into_cloud_extra_info(
-                    text, keep_masked_password(body[CONFIG_KEY], _stored_config(text))
-                ),
-            )
-        except LookupError:
-            return _error(404, f"no cloud-region {key.cloud_owner}/{key.cloud_region_id} in A&AI")
-        except ConfigError as exc:
-            return _error(409, str(exc))
-        except (TemporaryError, PermanentError) as exc:
-            return _error(503, f"A&AI unreachable: {exc}")
+        old, _new = editor.edit(
+            key,
+            lambda text: merge_into_cloud_extra_info(
+                text, keep_masked_password(body[CONFIG_KEY], _stored_config(text))
+            ),
+        )
         created = _stored_config(old) is None
         _reconcile_now(agent)
         log.info("api.config_written", vimid=vimid, created=created)
@@ -283,17 +296,8 @@ def create_app(agent: Any) -> Flask:
 
     @api.delete("/<vimid>/vesagent")
     def delete_config(vimid: str) -> Any:
-        key = _key_or_404(vimid)
-        if not isinstance(key, RegionKey):
-            return key
-        try:
-            old, _new = editor.edit(key, remove_from_cloud_extra_info)
-        except LookupError:
-            return _error(404, f"no cloud-region {key.cloud_owner}/{key.cloud_region_id} in A&AI")
-        except ConfigError as exc:
-            return _error(409, str(exc))
-        except (TemporaryError, PermanentError) as exc:
-            return _error(503, f"A&AI unreachable: {exc}")
+        key = region_key(vimid)
+        old, _new = editor.edit(key, remove_from_cloud_extra_info)
         if _stored_config(old) is None:
             return _error(404, f"cloud-region {vimid} has no vesagent_config")
         _reconcile_now(agent)

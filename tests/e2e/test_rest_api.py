@@ -226,3 +226,15 @@ def test_api_basic_auth_when_configured(world, agent_factory) -> None:
     for path in ("/healthz", "/readyz", "/metrics"):
         assert requests.get(agent.url + path, timeout=10).status_code == 200
     assert "s3cret" not in agent.logs()
+
+
+def test_post_refuses_to_overwrite_foreign_text(world, agent_factory) -> None:
+    """cloud-extra-info holding another system's non-JSON text is never overwritten: 409."""
+    plain_region(world)
+    world.aai.set_extra_info(OWNER, "RegionOne", "legacy free text, not JSON")
+    agent = agent_factory()
+    response = requests.post(api(agent), json={"vesagent_config": config(world, [])}, timeout=10)
+    assert response.status_code == 409 and "refusing" in response.json()["error"]
+    assert world.aai.region(OWNER, "RegionOne")["cloud-extra-info"] == "legacy free text, not JSON"
+    not_a_vimid = requests.get(api(agent, "/novimid/vesagent"), timeout=10)
+    assert not_a_vimid.status_code == 404 and "vimid" in not_a_vimid.json()["error"]
