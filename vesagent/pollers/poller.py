@@ -391,11 +391,7 @@ class RegionPoller:
             if watch_hosts:
                 services = client.list_services()
                 if self._polls % HYPERVISORS_EVERY == 0:
-                    self.hypervisors = {
-                        str(h.get("hypervisor_hostname")): f"{h.get('state')}/{h.get('status')}"
-                        for h in client.list_hypervisors()
-                        if isinstance(h, dict)
-                    }
+                    self._refresh_hypervisors(client)
             if not watch_servers and not watch_hosts:
                 client.compute_endpoint()  # a VIM-only region: is the cloud reachable?
         finally:
@@ -439,6 +435,17 @@ class RegionPoller:
         if page is not None and not vim_open:
             self._watermark = page.server_time
             self._server_clock = getattr(page, "server_clock", True)
+
+    def _refresh_hypervisors(self, client: Any) -> None:
+        """Hypervisor state/status for the status API; informative, so never fails a poll."""
+        try:
+            self.hypervisors = {
+                str(h.get("hypervisor_hostname")): f"{h.get('state')}/{h.get('status')}"
+                for h in client.list_hypervisors()
+                if isinstance(h, dict)
+            }
+        except (TemporaryError, PermanentError) as exc:
+            self.log.debug("hypervisors.unavailable", error=str(exc))
 
     def _absorb_servers(
         self, page: Any, full: bool, now: float
