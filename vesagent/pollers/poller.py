@@ -390,7 +390,7 @@ class RegionPoller:
                 page = client.list_servers(changes_since=since)
             if watch_hosts:
                 services = client.list_services()
-                if self._polls % HYPERVISORS_EVERY == 0:
+                if host_faults and self._polls % HYPERVISORS_EVERY == 0:
                     self._refresh_hypervisors(client)
             if not watch_servers and not watch_hosts:
                 client.compute_endpoint()  # a VIM-only region: is the cloud reachable?
