@@ -190,6 +190,7 @@ class Sender:
         session = self._session_factory()
         wake = self._wake[collector]
         while not self._stop.is_set():
+            wake.clear()  # before reading the outbox: a wake-up during delivery is not lost
             try:
                 delivered = self._deliver_with_retry(collector, session)
             except Exception:  # never let the delivery thread die
@@ -197,7 +198,6 @@ class Sender:
                 delivered = 0
             if not delivered:
                 wake.wait(self._scan_interval)
-                wake.clear()
         session.close()
 
     def _deliver_with_retry(self, collector: str, session: requests.Session) -> int:
