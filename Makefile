@@ -18,6 +18,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check vesagent tests
 	$(PY) -m ruff format --check vesagent tests
+	$(PY) -m mypy
 
 demo: $(STAMP)
 	$(VENV)/bin/vesagent demo
