@@ -333,7 +333,7 @@ class Sender:
             raise TemporaryError(
                 f"{url}: HTTP {response.status_code} {response.text[:200]}", delay=retry_after
             )
-        if kind is PermanentError and response.status_code == 401:
+        if kind is not None and response.status_code == 401:
             log.error("delivery.unauthorized", collector=auth.endpoint)
         return DeliveryOutcome(response.status_code, response.text[:4096])
 
