@@ -22,7 +22,7 @@ from typing import Any
 import requests
 from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wait_exponential_jitter
 
-from vesagent.errors import PermanentError, TemporaryError, classify_http_status
+from vesagent.errors import TemporaryError, classify_http_status
 from vesagent.logs import get_logger
 from vesagent.store import OutboxRow, Store
 from vesagent.ves_client.encode import plan_batches
