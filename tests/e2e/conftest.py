@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,30 +14,13 @@ from typing import Any
 import pytest
 import requests
 
+from tests.helpers import free_port, wait_until
 from vesagent.sim.aai import AaiSim
 from vesagent.sim.openstack import OpenStackSim
 from vesagent.sim.topology import VES_PASSWORD, VES_USER, extra_info, vesagent_config
 from vesagent.sim.ves import VesCollectorSim
 
 OWNER = "CloudOwner"
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
