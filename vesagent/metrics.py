@@ -165,7 +165,7 @@ class OutboxCollector:
             "vesagent_outbox_bytes", "Bytes waiting for delivery", labels=["collector"]
         )
         now = self._clock()
-        stats = {collector: {} for collector in self._known()}
+        stats: dict[str, dict[str, Any]] = {collector: {} for collector in self._known()}
         stats.update(self._stats())
         for collector, row in stats.items():
             depth.add_metric([collector], row.get("depth", 0))
