@@ -747,6 +747,118 @@ def test_cloud_extra_info_must_be_a_string_on_put(aai: Aai) -> None:
     assert r.status_code == 400
 
 
+# -- schema types: A&AI stores what the OXM says, not what the client sent -------------------
+
+
+def onapsdk_region(**overrides: Any) -> dict[str, Any]:
+    """A cloud-region body as onapsdk's template renders it: booleans as "True"/"False"."""
+    body = make(extra_info=None)
+    body.update(
+        {"orchestration-disabled": "False", "in-maint": "True", "sriov-automation": "False"}
+    )
+    body.update(overrides)
+    return body
+
+
+def test_boolean_strings_from_onapsdk_are_stored_as_booleans(aai: Aai) -> None:
+    """A PUT with "True"/"False" strings reads back as JSON booleans; string-typed stay strings."""
+    path = region_path("CloudOwner", "RegionOne")
+    assert aai.call("PUT", path, json=onapsdk_region()).status_code == 201
+    got = aai.get(path).json()
+    assert got["in-maint"] is True
+    assert got["orchestration-disabled"] is False
+    assert got["sriov-automation"] == "False"  # a string in the OXM: kept as sent
+    stored = aai.sim.region("CloudOwner", "RegionOne")
+    assert stored is not None and stored["in-maint"] is True
+
+
+def test_boolean_filters_find_regions_written_with_strings(aai: Aai) -> None:
+    """?in-maint=true finds a region onapsdk registered with "True", as real A&AI does."""
+    path = region_path("CloudOwner", "RegionOne")
+    aai.call("PUT", path, json=onapsdk_region())
+    assert _ids(aai.get(params={"in-maint": "true"})) == [("CloudOwner", "RegionOne")]
+    assert aai.get(params={"in-maint": "false"}).status_code == 404
+    assert _ids(aai.get(params={"orchestration-disabled": "false"})) == [
+        ("CloudOwner", "RegionOne")
+    ]
+
+
+def test_patch_with_a_boolean_string_stores_a_boolean(aai: Aai) -> None:
+    """A merge-patch of "in-maint": "TRUE" turns the stored false into true."""
+    path = region_path("CloudOwner", "RegionOne")
+    aai.sim.put_region(make())
+    r = aai.call("PATCH", path, headers=MERGE_PATCH, data=json.dumps({"in-maint": "TRUE"}))
+    assert r.status_code == 200
+    assert aai.get(path).json()["in-maint"] is True
+    assert _ids(aai.get(params={"in-maint": "true"})) == [("CloudOwner", "RegionOne")]
+
+
+def test_esr_boolean_strings_are_stored_as_booleans(aai: Aai) -> None:
+    """ssl-insecure and passive are typed on a direct PUT and inside a region's list."""
+    esr = make()["esr-system-info-list"]["esr-system-info"][0]
+    body = onapsdk_region()
+    body["esr-system-info-list"]["esr-system-info"][0].update(
+        {"ssl-insecure": "False", "passive": "true"}
+    )
+    path = region_path("CloudOwner", "RegionOne")
+    assert aai.call("PUT", path, json=body).status_code == 201
+    listed = aai.get(f"{path}/esr-system-info-list").json()["esr-system-info"][0]
+    assert (listed["ssl-insecure"], listed["passive"]) == (False, True)
+    direct = {**esr, "esr-system-info-id": "second", "ssl-insecure": "True"}
+    direct.pop("resource-version", None)
+    base = f"{path}/esr-system-info-list/esr-system-info"
+    assert aai.call("PUT", f"{base}/second", json=direct).status_code == 201
+    assert aai.get(f"{base}/second").json()["ssl-insecure"] is True
+
+
+def test_integer_strings_are_stored_as_integers(aai: Aai) -> None:
+    """cloud-region-number (an OXM integer) sent as "7" reads back as 7 and filters by 7."""
+    path = region_path("CloudOwner", "RegionOne")
+    aai.call("PUT", path, json=onapsdk_region(**{"cloud-region-number": "7"}))
+    assert aai.get(path).json()["cloud-region-number"] == 7
+    assert _ids(aai.get(params={"cloud-region-number": "7"})) == [("CloudOwner", "RegionOne")]
+
+
+def test_a_value_that_is_no_boolean_is_400_naming_the_property(aai: Aai) -> None:
+    """ "yes" for in-maint is refused with SVC3000 naming the property; nothing is stored."""
+    path = region_path("CloudOwner", "RegionOne")
+    r = aai.call("PUT", path, json=onapsdk_region(**{"in-maint": "yes"}))
+    assert r.status_code == 400
+    message = r.json()["requestError"]["serviceException"]["variables"][2]
+    assert "in-maint" in message and "'yes'" in message
+    assert aai.sim.region("CloudOwner", "RegionOne") is None
+
+
+def test_the_python_handle_types_booleans_too(sim: AaiSim) -> None:
+    """put_region and set_credentials store "True"/"False" as booleans, like HTTP writes."""
+    sim.put_region(onapsdk_region())
+    sim.set_credentials(
+        "CloudOwner",
+        "RegionOne",
+        {"user-name": "u", "password": "p", "system-type": "VIM", "ssl-insecure": "True"},
+    )
+    stored = sim.region("CloudOwner", "RegionOne")
+    assert stored is not None
+    assert stored["in-maint"] is True
+    assert stored["esr-system-info-list"]["esr-system-info"][0]["ssl-insecure"] is True
+    with pytest.raises(ValueError, match="passive"):
+        sim.put_region(
+            onapsdk_region(**{"cloud-region-id": "R2"})
+            | {
+                "esr-system-info-list": {
+                    "esr-system-info": [
+                        {
+                            "user-name": "u",
+                            "password": "p",
+                            "system-type": "VIM",
+                            "passive": "maybe",
+                        }
+                    ]
+                }
+            }
+        )
+
+
 # -- recorded shapes -------------------------------------------------------------------------
 
 
