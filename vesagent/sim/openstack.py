@@ -62,7 +62,7 @@ from vesagent.sim.nova import (
     ComputeRegion,
     Fault,
     NovaApi,
-    ServerView,
+    NovaServerView,
     nova_fault_body,
 )
 
@@ -335,7 +335,7 @@ class OpenStackSim(SimServer):
                 f"{self.url}/compute/{region}",
                 now,
             )
-            return ServerView(ctx).detail(server, show=True)
+            return NovaServerView(ctx).detail(server, show=True)
 
     def server_ids(self, region: str) -> list[str]:
         """Ids of the servers not deleted, in creation order."""
