@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +32,7 @@ from urllib.parse import quote
 from xml.etree import ElementTree
 
 from flask import Response, g, request
-from werkzeug.datastructures import MultiDict
+from werkzeug.datastructures import Headers, MultiDict
 
 from vesagent.sim.base import FaultRule, SimServer
 
@@ -268,12 +268,12 @@ class AaiException(Exception):
     """
 
     def __init__(
-        self, key: str, detail: str | None = None, template: list[str | None] | None = None
+        self, key: str, detail: str | None = None, template: Sequence[str | None] | None = None
     ) -> None:
         super().__init__(f"{key}: {detail}" if detail else key)
         self.key = key
         self.detail = detail
-        self.template = template
+        self.template = None if template is None else list(template)
 
 
 def error_body(
@@ -535,7 +535,7 @@ def parse_paging(args: MultiDict[str, str]) -> tuple[int, int] | None:
     return int(index), int(size)
 
 
-def _partner_name(headers: Mapping[str, str]) -> str | None:
+def _partner_name(headers: Mapping[str, str] | Headers) -> str | None:
     """HeaderValidation.getPartnerName: X-SourceOfTruth, X-ONAP-PartnerName, X-FromAppId."""
     if headers.get("X-SourceOfTruth"):
         return headers["X-SourceOfTruth"]
@@ -549,7 +549,7 @@ def _partner_name(headers: Mapping[str, str]) -> str | None:
     return partner or headers.get("X-FromAppId") or None
 
 
-def _request_id(headers: Mapping[str, str]) -> str | None:
+def _request_id(headers: Mapping[str, str] | Headers) -> str | None:
     """HeaderValidation.getRequestId: the first of the four request-id headers."""
     for name in ("X-ONAP-RequestID", "X-RequestID", "X-TransactionId", "X-ECOMP-RequestID"):
         if headers.get(name):
