@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,9 @@ from typing import Any
 import pytest
 import requests
 
+from tests.helpers import fixture_json
 from vesagent.sim.aai import AaiSim
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "aai"
 HEADERS = {"X-FromAppId": "vesagent-test", "X-TransactionId": "tx-1", "Accept": "application/json"}
 AUTH = ("AAI", "AAI")
 REGIONS = "cloud-infrastructure/cloud-regions"
@@ -22,7 +21,8 @@ MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 
 
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    """A recorded or synthetic A&AI body from ``tests/fixtures/aai``."""
+    return fixture_json(f"aai/{name}")
 
 
 @pytest.fixture(scope="module")
@@ -1120,16 +1120,15 @@ def test_http_control_down_and_up(aai: Aai) -> None:
 # -- scale -----------------------------------------------------------------------------------
 
 
-def test_a_thousand_regions_list_fast(aai: Aai) -> None:
+def test_a_thousand_regions_are_listed_and_filtered(aai: Aai) -> None:
+    """1,000 regions come back in one collection GET, and a filter picks one of them.
+
+    How fast is measured by ``make bench`` (``aai_list_ms``), not asserted here.
+    """
     regions = [make("Owner", f"R{n:04d}") for n in range(1000)]
     aai.sim.load({"cloud-region": copy.deepcopy(regions)})
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        r = aai.get()
-        best = min(best, time.perf_counter() - start)
-        assert r.status_code == 200
+    r = aai.get()
+    assert r.status_code == 200
     assert len(r.json()["cloud-region"]) == 1000
-    assert best < 0.1, f"collection GET of 1000 regions took {best * 1000:.0f} ms"
     filtered = aai.get(params={"cloud-region-id": "R0500"})
     assert _ids(filtered) == [("Owner", "R0500")]

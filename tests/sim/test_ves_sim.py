@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.helpers import fixture_json, wait_until
 from vesagent import ves_schema
 from vesagent.sim.ves import (
     VesCollectorSim,
@@ -32,7 +33,8 @@ UNAUTHORIZED_BODY = {
 
 def sample(name: str) -> dict[str, Any]:
     """A fixture body, parsed."""
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    body: dict[str, Any] = fixture_json(f"ves/{name}")
+    return body
 
 
 def v7_event(source: str = "vm-1", domain: str = "fault") -> dict[str, Any]:
@@ -404,9 +406,7 @@ def test_stop_does_not_wait_for_hanging_requests() -> None:
 
     client = threading.Thread(target=hanging_client, daemon=True)
     client.start()
-    deadline = time.monotonic() + 5
-    while server.requests.total("/eventListener") == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: server.requests.total("/eventListener"), 5, "the hanging request")
     assert server.requests.total("/eventListener") == 1
     started = time.monotonic()
     server.stop()
@@ -430,9 +430,7 @@ def test_outage_over_http_with_automatic_restore(sim: VesCollectorSim) -> None:
     assert answer.status_code == 200
     with pytest.raises(requests.ConnectionError):
         requests.get(sim.url + "/healthcheck", timeout=2)
-    deadline = time.monotonic() + 5
-    while sim.outage_mode == "refuse" and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: sim.outage_mode != "refuse", 5, "the automatic restore")
     assert post(sim, "/eventListener/v7", {"event": v7_event()}).status_code == 202
 
 
@@ -494,7 +492,7 @@ def test_http_control_lists_filters_and_clears(sim: VesCollectorSim) -> None:
     assert sim.requests.total("/eventListener", method="POST") == 3
 
 
-# -- throughput --------------------------------------------------------------------------------
+# -- batches -----------------------------------------------------------------------------------
 def _measurement_batch(first: int, size: int) -> dict[str, Any]:
     template = sample("dcaegen2-collectors-ves/measurement7x.json")["event"]
     events = []
@@ -506,38 +504,25 @@ def _measurement_batch(first: int, size: int) -> dict[str, Any]:
     return {"eventList": events}
 
 
-def test_throughput_of_batched_measurements(
-    sim: VesCollectorSim, capsys: pytest.CaptureFixture[str]
+def test_batches_of_300_measurements_stay_under_1_mb_and_are_all_accepted(
+    sim: VesCollectorSim,
 ) -> None:
+    """Ten batches of 300 v7 measurements: each under the spec's 1 MB, valid, all accepted.
+
+    Throughput is measured by ``make bench`` (``ves_batch_events_per_s``), not asserted here.
+    """
     batch_size, batches = 300, 10
     bodies = [
         json.dumps(_measurement_batch(n * batch_size, batch_size)).encode() for n in range(batches)
     ]
     assert len(bodies[0]) < 1_000_000, "a batch stays under the 1 MB the spec recommends"
     body = json.loads(bodies[0])
-
-    started = time.perf_counter()
     assert schema_problems("v7", body) == ()
-    validation_rate = batch_size / (time.perf_counter() - started)
-    started = time.perf_counter()
     assert ves_schema.validator("v7").is_valid(body)
-    plain_rate = batch_size / (time.perf_counter() - started)
-
-    session = requests.Session()
-    started = time.perf_counter()
-    for raw in bodies:
-        response = session.post(
-            sim.url + "/eventListener/v7/eventBatch", data=raw, headers=JSON_HEADERS, timeout=30
-        )
-        assert response.status_code == 202
-    elapsed = time.perf_counter() - started
-    http_rate = batch_size * batches / elapsed
-
+    with requests.Session() as session:
+        for raw in bodies:
+            response = session.post(
+                sim.url + "/eventListener/v7/eventBatch", data=raw, headers=JSON_HEADERS, timeout=30
+            )
+            assert response.status_code == 202
     assert sim.accepted_count == batch_size * batches
-    with capsys.disabled():
-        print(
-            f"\nVES sim throughput, v7 measurement events of {len(bodies[0]) // batch_size} bytes "
-            f"in batches of {batch_size}: {http_rate:.0f} events/s over HTTP; validation alone "
-            f"{validation_rate:.0f}/s (plain Draft4Validator {plain_rate:.0f}/s)"
-        )
-    assert http_rate > 500, "an order of magnitude below the 5,000/s goal"
