@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.conftest import OWNER, AgentProcess, free_port, wait_until
+from tests.e2e.conftest import OWNER, AgentProcess
+from tests.helpers import free_port, wait_until
 from vesagent.agent import build_agent, shutdown
 from vesagent.model import RegionKey
 from vesagent.settings import Settings, Shard
