@@ -80,6 +80,7 @@ def auth_sim() -> Iterator[VesCollectorSim]:
 
 # -- the recorded verdict of every real sample -------------------------------------------------
 def test_verdict_table_lists_every_fixture() -> None:
+    """The verdict table names every VES fixture on disk, and no other."""
     listed = {v["file"] for v in VERDICTS}
     on_disk = {str(p.relative_to(FIXTURES)) for p in FIXTURES.glob("*/*.json")}
     assert listed == on_disk
@@ -88,6 +89,7 @@ def test_verdict_table_lists_every_fixture() -> None:
 
 @pytest.mark.parametrize("case", VERDICTS, ids=[v["file"] for v in VERDICTS])
 def test_sample_gets_the_collector_verdict(sim: VesCollectorSim, case: dict[str, Any]) -> None:
+    """Each real sample gets the real collector's verdict; rejected ones are kept with details."""
     raw = (FIXTURES / case["file"]).read_bytes()
     body = json.loads(raw)
     batch = "eventList" in body
@@ -114,6 +116,7 @@ def test_sample_gets_the_collector_verdict(sim: VesCollectorSim, case: dict[str,
 
 
 def test_schema_failure_body_has_no_details_but_the_record_does(sim: VesCollectorSim) -> None:
+    """A schema failure answers the bare SVC0002 body; the sim's record keeps the details."""
     response = post(
         sim, "/eventListener/v7", sample("integration-csit/ves7_parameter_out_of_schema.json")
     )
@@ -155,6 +158,7 @@ def _errors(validator: Any, body: Any) -> list[tuple[str, str]]:
 
 
 def test_fast_validator_gives_the_same_errors_as_draft4() -> None:
+    """The fast validator finds Draft4's errors on every sample and thousands of mutations."""
     wrong_values = [1, 1.5, "x", True, None, [], {}, "Normal", "4.0"]
     checked = 0
     for case in VERDICTS:
@@ -172,6 +176,7 @@ def test_fast_validator_gives_the_same_errors_as_draft4() -> None:
 
 # -- authentication ----------------------------------------------------------------------------
 def test_auth_rejects_missing_and_wrong_credentials(auth_sim: VesCollectorSim) -> None:
+    """Missing, wrong or malformed Basic credentials get the collector's 401; the right ones 202."""
     body = {"event": v7_event()}
     for headers in (
         {},
@@ -194,10 +199,12 @@ def test_auth_rejects_missing_and_wrong_credentials(auth_sim: VesCollectorSim) -
 
 
 def test_auth_comes_before_the_version_check(auth_sim: VesCollectorSim) -> None:
+    """An unauthenticated request to an unsupported version is a 401, not a 400."""
     assert post(auth_sim, "/eventListener/v6", {"event": v7_event()}).status_code == 401
 
 
 def test_no_auth_ignores_any_credentials(sim: VesCollectorSim) -> None:
+    """Without configured credentials any Authorization header is accepted and its user recorded."""
     for auth in (basic("anyone", "anything"), "Bearer nonsense"):
         response = post(
             sim, "/eventListener/v7", {"event": v7_event()}, headers={"Authorization": auth}
@@ -207,6 +214,7 @@ def test_no_auth_ignores_any_credentials(sim: VesCollectorSim) -> None:
 
 
 def test_password_with_colon_never_matches_like_the_collector() -> None:
+    """A password containing ':' is cut at the colon, as the collector does, so it never matches."""
     assert basic_credentials(basic("u", "a:b")) == ("u", "a")
     with VesCollectorSim(username="u", password="a:b") as server:
         response = post(
@@ -219,6 +227,7 @@ def test_password_with_colon_never_matches_like_the_collector() -> None:
 
 
 def test_constructor_needs_both_or_no_credentials() -> None:
+    """A username without a password is refused, and the password never shows in repr."""
     with pytest.raises(ValueError, match="both"):
         VesCollectorSim(username="u")
     assert "sample1" not in repr(VesCollectorSim(username="u", password="sample1").rules)
@@ -237,6 +246,7 @@ def test_constructor_needs_both_or_no_credentials() -> None:
     ],
 )
 def test_x_minor_version(sim: VesCollectorSim, path: str, minor: str | None, status: int) -> None:
+    """X-MinorVersion is checked per API version: a wrong one is 400 INVALID_CUSTOM_HEADER."""
     body = (
         {"event": v7_event()}
         if path.endswith("v7")
@@ -251,6 +261,7 @@ def test_x_minor_version(sim: VesCollectorSim, path: str, minor: str | None, sta
 
 @pytest.mark.parametrize("version", ["v6", "V7", "v4", "v1", "v8"])
 def test_unsupported_versions_get_400_plain_text(sim: VesCollectorSim, version: str) -> None:
+    """Unsupported API versions get 400 with the collector's plain text, single and batch."""
     for suffix in ("", "/eventBatch"):
         response = post(sim, f"/eventListener/{version}{suffix}", {"event": v7_event()})
         assert response.status_code == 400
@@ -258,6 +269,7 @@ def test_unsupported_versions_get_400_plain_text(sim: VesCollectorSim, version: 
 
 
 def test_paths_are_case_sensitive_and_post_only(sim: VesCollectorSim) -> None:
+    """Paths are case-sensitive (404) and POST-only (405 with Allow); /healthcheck answers."""
     body = {"event": v7_event()}
     assert post(sim, "/eventlistener/v7", body).status_code == 404
     assert post(sim, "/eventListener/v7/eventbatch", {"eventList": [v7_event()]}).status_code == 404
@@ -272,6 +284,7 @@ def test_paths_are_case_sensitive_and_post_only(sim: VesCollectorSim) -> None:
 
 
 def test_content_type(sim: VesCollectorSim) -> None:
+    """Only application/json (any case, with parameters) is accepted; anything else is 415."""
     raw = json.dumps({"event": v7_event()}).encode()
     for content_type, status in [
         ("text/plain", 415),
@@ -286,6 +299,7 @@ def test_content_type(sim: VesCollectorSim) -> None:
 
 
 def test_key_must_match_the_endpoint(sim: VesCollectorSim) -> None:
+    """'event' on the single endpoint and 'eventList' on the batch one, else 400 SVC0002."""
     for path, body in [
         ("/eventListener/v7", {"eventList": [v7_event()]}),
         ("/eventListener/v7/eventBatch", {"event": v7_event()}),
@@ -301,6 +315,7 @@ def test_key_must_match_the_endpoint(sim: VesCollectorSim) -> None:
 
 
 def test_non_json_body_is_400_and_recorded(sim: VesCollectorSim) -> None:
+    """Bodies that are not a JSON object get 400 SVC0002 and are recorded as rejected."""
     for raw in (b"{not json", b"[1, 2]", b"\xff\xfe garbage"):
         response = post(sim, "/eventListener/v7", raw)
         assert response.status_code == 400
@@ -311,6 +326,7 @@ def test_non_json_body_is_400_and_recorded(sim: VesCollectorSim) -> None:
 
 
 def test_batch_needs_one_domain(sim: VesCollectorSim) -> None:
+    """Mixed-domain or empty batches are 400 SVC0001; a good one is recorded in order."""
     mixed = {"eventList": [v7_event("a"), v7_event("b", domain="heartbeat")]}
     response = post(sim, "/eventListener/v7/eventBatch", mixed)
     assert response.status_code == 400
@@ -330,6 +346,7 @@ def test_batch_needs_one_domain(sim: VesCollectorSim) -> None:
 
 
 def test_backwards_compatible_mode_answers_200() -> None:
+    """In backwards-compatible mode an accepted event is answered 200 instead of 202."""
     with VesCollectorSim(compat="None") as server:
         response = post(server, "/eventListener/v7", {"event": v7_event()})
         assert (response.status_code, response.text) == (200, "Successfully send event")
@@ -337,6 +354,7 @@ def test_backwards_compatible_mode_answers_200() -> None:
 
 # -- outages ---------------------------------------------------------------------------------
 def test_outage_503_then_restore(sim: VesCollectorSim) -> None:
+    """A 503 outage answers SVC1000 after the content checks; events flow again after restore."""
     sim.outage("503")
     response = post(sim, "/eventListener/v7", {"event": v7_event()})
     assert response.status_code == 503
@@ -350,6 +368,7 @@ def test_outage_503_then_restore(sim: VesCollectorSim) -> None:
 
 
 def test_outage_500(sim: VesCollectorSim) -> None:
+    """A 500 outage answers SVC2000 and records why; restore accepts again."""
     sim.outage("500")
     response = post(sim, "/eventListener/v7/eventBatch", {"eventList": [v7_event()]})
     assert response.status_code == 500
@@ -364,6 +383,7 @@ def test_outage_500(sim: VesCollectorSim) -> None:
 
 
 def test_outage_refuse_closes_keep_alive_connections_too(sim: VesCollectorSim) -> None:
+    """A refuse outage also cuts kept-alive connections; restore listens on the same port."""
     session = requests.Session()
     url = sim.url + "/eventListener/v7"
     first = session.post(url, json={"event": v7_event()}, timeout=5)
@@ -383,6 +403,7 @@ def test_outage_refuse_closes_keep_alive_connections_too(sim: VesCollectorSim) -
 
 
 def test_outage_hang_outlives_the_client_timeout_then_restore(sim: VesCollectorSim) -> None:
+    """A hang outage makes the client time out; the hung request is not published after restore."""
     sim.outage("hang")
     started = time.monotonic()
     with pytest.raises(requests.Timeout):
@@ -394,6 +415,7 @@ def test_outage_hang_outlives_the_client_timeout_then_restore(sim: VesCollectorS
 
 
 def test_stop_does_not_wait_for_hanging_requests() -> None:
+    """stop() returns promptly even while a request hangs, and the client is released."""
     server = VesCollectorSim(hang_seconds=60).start()
     server.outage("hang")
     failed: list[BaseException] = []
@@ -416,6 +438,7 @@ def test_stop_does_not_wait_for_hanging_requests() -> None:
 
 
 def test_outage_over_http_with_automatic_restore(sim: VesCollectorSim) -> None:
+    """The HTTP control starts and ends outages, refuses bad modes; a timed refuse ends itself."""
     control = sim.url + "/_sim/ves"
     bad = requests.post(control + "/outage", json={"mode": "refuse"}, timeout=5)
     assert bad.status_code == 400, "refuse over HTTP needs seconds"
@@ -436,6 +459,8 @@ def test_outage_over_http_with_automatic_restore(sim: VesCollectorSim) -> None:
 
 # -- waiting, records and the HTTP control ------------------------------------------------------
 def test_wait_for_returns_when_events_arrive(sim: VesCollectorSim) -> None:
+    """wait_for returns the matching events once they arrive; events() filters safely."""
+
     def later() -> None:
         post(sim, "/eventListener/v7", {"event": v7_event("vm-9")})
         post(sim, "/eventListener/v7/eventBatch", {"eventList": [v7_event("vm-9"), v7_event("x")]})
@@ -453,6 +478,7 @@ def test_wait_for_returns_when_events_arrive(sim: VesCollectorSim) -> None:
 
 
 def test_wait_for_times_out_with_what_arrived(sim: VesCollectorSim) -> None:
+    """wait_for times out near its deadline, naming what did arrive and what was rejected."""
     post(sim, "/eventListener/v7", {"event": v7_event("vm-1")})
     post(sim, "/eventListener/v7", {"eventList": []})
 
@@ -472,6 +498,7 @@ def test_wait_for_times_out_with_what_arrived(sim: VesCollectorSim) -> None:
 
 
 def test_http_control_lists_filters_and_clears(sim: VesCollectorSim) -> None:
+    """The HTTP control lists events (by domain), lists rejections and clears both."""
     post(sim, "/eventListener/v7", {"event": v7_event("f")})
     post(sim, "/eventListener/v7", {"event": v7_event("h", domain="heartbeat")})
     post(sim, "/eventListener/v7", {"event": {}})
