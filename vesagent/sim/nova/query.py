@@ -43,29 +43,28 @@ _TRUE = {"1", "t", "true", "on", "y", "yes"}
 _FALSE = {"0", "f", "false", "off", "n", "no"}
 
 
-def query_keys(mv: int) -> frozenset[str]:
-    """The schema's allowed keys at a microversion."""
-    keys = set(_QUERY_KEYS_V21)
+def _later_keys(mv: int) -> set[str]:
+    """Keys later microversions add, both to the schema and to the non-admin whitelist."""
+    keys: set[str] = set()
     if mv >= 26:
         keys |= _TAG_KEYS
     if mv >= 66:
         keys.add("changes-before")
     if mv >= 73:
         keys.add("locked")
-    return frozenset(keys)
+    return keys
+
+
+def query_keys(mv: int) -> frozenset[str]:
+    """The schema's allowed keys at a microversion."""
+    return frozenset(_QUERY_KEYS_V21 | _later_keys(mv))
 
 
 def non_admin_keys(mv: int) -> frozenset[str]:
     """Filters a non-admin may use; the others are silently dropped (Nova's whitelist)."""
-    keys = set(_NON_ADMIN_BASE)
+    keys = set(_NON_ADMIN_BASE) | _later_keys(mv)
     if mv >= 5:
         keys.add("ip6")
-    if mv >= 26:
-        keys |= _TAG_KEYS
-    if mv >= 66:
-        keys.add("changes-before")
-    if mv >= 73:
-        keys.add("locked")
     if mv >= 83:
         keys |= _NON_ADMIN_283
     return frozenset(keys)
