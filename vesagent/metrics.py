@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+POLL_OUTCOMES = ("ok", "error")  # values of the ``outcome`` label of ``vesagent_polls``
 
 
 class Metrics:
@@ -115,11 +116,25 @@ class Metrics:
             self.reconcile_actions.labels(action)
 
     def forget_region(self, vimid: str) -> None:
-        """Drop a stopped region's labelled series so /metrics shows only live regions."""
-        for metric in (self.tracked_servers, self.active_alarms, self.config_errors):
+        """Drop every series labelled with a stopped region's ``vimid``.
+
+        A stopped region must vanish from /metrics: a frozen ``vesagent_active_alarms`` or
+        ``vesagent_poll_duration_seconds`` series of a region nobody polls any more would
+        look live to dashboards and alert rules.
+        """
+        per_region = (
+            self.config_errors,
+            self.poll_seconds,
+            self.nova_requests,
+            self.keystone_auths,
+            self.tracked_servers,
+            self.active_alarms,
+        )
+        for metric in per_region:
+            # KeyError (older prometheus-client): the region never reported this series.
             with contextlib.suppress(KeyError):
                 metric.remove(vimid)
-        for outcome in ("ok", "error"):
+        for outcome in POLL_OUTCOMES:
             with contextlib.suppress(KeyError):
                 self.polls.remove(vimid, outcome)
 
@@ -150,7 +165,7 @@ class OutboxCollector:
             "vesagent_outbox_bytes", "Bytes waiting for delivery", labels=["collector"]
         )
         now = self._clock()
-        stats = {collector: {} for collector in self._known()}
+        stats: dict[str, dict[str, Any]] = {collector: {} for collector in self._known()}
         stats.update(self._stats())
         for collector, row in stats.items():
             depth.add_metric([collector], row.get("depth", 0))

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.helpers import free_port, wait_until
+from tests.helpers import free_port, metric_value, wait_until
 from vesagent.sim.aai import AaiSim
 from vesagent.sim.openstack import OpenStackSim
 from vesagent.sim.topology import VES_PASSWORD, VES_USER, extra_info, vesagent_config
@@ -117,7 +117,17 @@ class AgentProcess:
             return False
 
     def logs(self) -> str:
+        """Everything the agent wrote to stdout and stderr so far."""
         return self.log_path.read_text(errors="replace")
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """The agent's ``name`` on /metrics, summed over the samples with these labels."""
+        return metric_value(self.url, name, labels)
+
+    def polls(self, region: str, outcome: str = "ok") -> float:
+        """Poll cycles of ``region`` with this outcome (``ok`` or ``error``) so far."""
+        vimid = f"{OWNER}_{region}"
+        return self.metric("vesagent_polls_total", vimid=vimid, outcome=outcome) or 0.0
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         assert self.proc is not None

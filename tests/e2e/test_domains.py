@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import wait_until
+from tests.helpers import wait_until
 from vesagent import ves_schema
 
 VM_FAULTS = {"domain": "fault", "type": "vm", "tenant": "admin"}
@@ -98,7 +98,7 @@ def test_keystone_down_raises_one_vim_fault_and_no_vm_flood(world, agent_factory
         version=version,
     )
     agent = agent_factory()
-    wait_until(lambda: "poll.done" in agent.logs(), what="a good poll")
+    wait_until(lambda: agent.polls(REGION), what="a good poll")
     world.openstack.expire_tokens()
     world.openstack.inject(status=503, path_prefix="/identity")
     vim = wait_until(lambda: faults_named(world, "VimUnreachable"), what="the VIM raise")
@@ -144,7 +144,7 @@ def test_down_cell_raises_degraded_vim_not_vm_alarms(world, agent_factory) -> No
 def test_heartbeats_at_interval_and_not_replayed_after_outage(world, agent_factory) -> None:
     """Heartbeats keep a stable name and source, come every interval, and an outage's are lost."""
     world.add_region(REGION, [{"domain": "heartbeat", "type": "vim", "poll_interval": 1}])
-    agent_factory()
+    agent = agent_factory()
     beats = wait_until(
         lambda: len(events_of(world, "heartbeat")) >= 3 and events_of(world, "heartbeat"),
         what="three heartbeats",
@@ -155,9 +155,14 @@ def test_heartbeats_at_interval_and_not_replayed_after_outage(world, agent_facto
     assert names == {("Heartbeat_vesagent", "CloudOwner_RegionOne")}
     starts = [b["commonEventHeader"]["startEpochMicrosec"] for b in beats]
     assert all(s % 1_000_000 == 0 for s in starts) and len(set(starts)) == len(starts)
+    produced = agent.metric("vesagent_events_total", domain="heartbeat") or 0
     world.ves.outage("503")
     outage_start = time.time()
-    time.sleep(4)  # the outage itself is what is being tested: four heartbeat intervals
+    # The outage is what is tested: it lasts until the agent has made four more heartbeats.
+    wait_until(
+        lambda: (agent.metric("vesagent_events_total", domain="heartbeat") or 0) >= produced + 4,
+        what="four heartbeats made during the outage",
+    )
     outage_end = time.time()
     world.ves.restore()
     before = len(events_of(world, "heartbeat"))

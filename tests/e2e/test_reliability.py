@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from tests.e2e.conftest import wait_until
+from tests.helpers import wait_until
 
 ADMIN_ALL = [{"domain": "fault", "type": "vm", "tenant": "admin"}]
 PREFIX = "/compute/RegionOne/v2.1/servers"
@@ -71,7 +71,14 @@ def test_collector_outage_delays_but_never_loses_events(world, agent_factory, mo
     assert agent.logs().count('"delivery.failing"') == 1  # a state change, not a flood
     world.ves.restore()
     wait_until(lambda: len(world.faults()) == 3, timeout=30, what="the buffered events")
-    wait_until(lambda: '"delivery.recovered"' in agent.logs(), what="the recovery in the log")
+    wait_until(
+        lambda: agent.metric(
+            "vesagent_collector_up", collector=f"{world.ves.url}/eventListener/v5"
+        ),
+        what="collector_up 1",
+    )
+    # The recovery is logged right after collector_up is set: the log line itself is tested.
+    wait_until(lambda: '"delivery.recovered"' in agent.logs(), 2, "the recovery in the log")
     assert raise_and_clear_counts(world, vms[0]) == (1, 1)
     assert raise_and_clear_counts(world, vms[1]) == (1, 0)
     first = [e["commonEventHeader"] for e in world.faults(vms[0])]
@@ -174,7 +181,8 @@ def test_nova_errors_are_survived(world, agent_factory) -> None:
     world.openstack.inject(status=503, path_prefix="/compute/RegionOne", count=3)
     world.openstack.expire_tokens()
     world.openstack.inject(status=503, path_prefix="/identity", count=2)
-    wait_until(lambda: '"poll.failing"' in agent.logs(), what="a failed poll in the log")
+    wait_until(lambda: agent.polls("RegionOne", "error"), what="a failed poll")
+    assert '"poll.failing"' in agent.logs()  # logged before the poll is counted
     world.openstack.set_status("RegionOne", vm, "ERROR")
     wait_until(lambda: world.faults(vm), timeout=20, what="raise after recovery")
     assert '"poll.recovered"' in agent.logs()
@@ -240,7 +248,7 @@ def test_password_rotated_in_esr_only_is_picked_up(world, agent_factory) -> None
     )
     region_version = world.aai.region("CloudOwner", "RegionOne")["resource-version"]
     agent = agent_factory()
-    wait_until(lambda: '"poll.done"' in agent.logs(), what="a good poll")
+    wait_until(lambda: agent.polls("RegionOne"), what="a good poll")
     # The password is rotated in Keystone and in A&AI's esr-system-info only.
     world.openstack.add_user("svc", "R0tated-S3cret", {"admin": ["admin"]})
     world.openstack.expire_tokens()

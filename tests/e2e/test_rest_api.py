@@ -8,7 +8,8 @@ import jsonschema
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import OWNER, wait_until
+from tests.e2e.conftest import OWNER
+from tests.helpers import wait_until
 from vesagent.openapi import openapi_document
 
 VIMID = f"{OWNER}_RegionOne"

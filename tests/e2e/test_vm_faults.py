@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import OWNER, wait_until
+from tests.e2e.conftest import OWNER
+from tests.helpers import wait_until
 from vesagent import ves_schema
 
 ADMIN_ALL = [{"domain": "fault", "type": "vm", "tenant": "admin"}]
@@ -69,9 +70,7 @@ def test_wildcard_backlog_covers_new_vm_of_tenant(world, agent_factory) -> None:
         "RegionOne", [{"domain": "fault", "type": "vm", "tenant": "tenant-x", "source": "*"}]
     )
     agent = agent_factory()
-    wait_until(
-        lambda: '"poll.done"' in agent.logs() or "poll.done" in agent.logs(), what="a first poll"
-    )
+    wait_until(lambda: agent.polls("RegionOne"), what="a first poll")
     (late,) = world.openstack.create_servers("RegionOne", 1, project="tenant-x", prefix="late")
     world.openstack.set_status("RegionOne", late, "ERROR")
     world.openstack.set_status("RegionOne", other, "ERROR")
@@ -117,12 +116,16 @@ def test_malformed_config_on_one_region_leaves_others_alone(world, agent_factory
     world.aai.set_extra_info(OWNER, "RegionTwo", '{"vesagent_config": {"backlogs": 5')
     world.openstack.set_status("RegionOne", vm1, "ERROR")
     wait_until(lambda: world.faults(vm1), what="RegionOne raise")
-    wait_until(lambda: "config.invalid" in agent.logs(), what="the config error in the log")
+    wait_until(
+        lambda: agent.metric("vesagent_config_error", vimid=f"{OWNER}_RegionTwo"),
+        what="RegionTwo's config error on /metrics",
+    )
+    assert "config.invalid" in agent.logs()
     # RegionTwo keeps its last valid config: its VM is still watched.
     world.openstack.set_status("RegionTwo", vm2, "ERROR")
     wait_until(lambda: world.faults(vm2), what="RegionTwo raise on its last valid config")
-    metrics = __import__("requests").get(agent.url + "/metrics", timeout=5).text
-    assert f'vesagent_config_error{{vimid="{OWNER}_RegionTwo"}} 1.0' in metrics
+    assert agent.metric("vesagent_config_error", vimid=f"{OWNER}_RegionTwo") == 1.0
+    assert agent.metric("vesagent_config_error", vimid=f"{OWNER}_RegionOne") == 0.0
 
 
 def test_poll_cost_at_3000_vms(world, agent_factory) -> None:

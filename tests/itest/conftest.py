@@ -25,7 +25,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import AgentProcess, free_port, wait_until
+from tests.e2e.conftest import AgentProcess
+from tests.helpers import free_port, wait_until
 from tests.itest.cloud import CloudError, CloudSettings, RealCloud, enabled, skip_reason
 from vesagent.sim.aai import AaiSim
 from vesagent.sim.topology import VES_PASSWORD, VES_USER, extra_info, vesagent_config

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,9 @@ from typing import Any
 import pytest
 import requests
 
+from tests.helpers import fixture_json
 from vesagent.sim.aai import AaiSim
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "aai"
 HEADERS = {"X-FromAppId": "vesagent-test", "X-TransactionId": "tx-1", "Accept": "application/json"}
 AUTH = ("AAI", "AAI")
 REGIONS = "cloud-infrastructure/cloud-regions"
@@ -22,7 +21,8 @@ MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 
 
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    """A recorded or synthetic A&AI body from ``tests/fixtures/aai``."""
+    return fixture_json(f"aai/{name}")
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +141,7 @@ def same_shape(got: Any, want: Any, where: str = "$") -> None:
 
 
 def test_echo_needs_the_headers_but_no_auth(sim: AaiSim) -> None:
+    """util/echo answers UP without credentials but still needs the A&AI headers."""
     ok = requests.get(f"{sim.url}/aai/util/echo", headers=HEADERS, timeout=10)
     assert ok.status_code == 200
     assert ok.json() == {"status": "UP", "groups": ["liveness", "readiness"]}
@@ -149,12 +150,14 @@ def test_echo_needs_the_headers_but_no_auth(sim: AaiSim) -> None:
 
 
 def test_missing_from_app_id_is_400_with_the_real_body(aai: Aai) -> None:
+    """An empty X-FromAppId is 400 with A&AI's 4009 body."""
     r = aai.get(headers={"X-FromAppId": ""})
     assert r.status_code == 400
     assert r.json() == svc3000("null", "null", "Invalid X-FromAppId in header", "4.0.4009")
 
 
 def test_missing_transaction_id_is_400_with_the_real_body(aai: Aai) -> None:
+    """An empty X-TransactionId is 400 with A&AI's 4010 body."""
     r = aai.get(headers={"X-TransactionId": ""})
     assert r.status_code == 400
     assert r.json() == svc3000("null", "null", "Invalid X-TransactionId in header", "4.0.4010")
@@ -171,12 +174,14 @@ def test_missing_transaction_id_is_400_with_the_real_body(aai: Aai) -> None:
 def test_alternative_header_names_are_accepted(
     sim: AaiSim, app_header: dict[str, str], tx_header: dict[str, str]
 ) -> None:
+    """The alternative partner-name and request-id headers pass the header checks."""
     headers = {"Accept": "application/json", **app_header, **tx_header}
     r = requests.get(Aai(sim).url(), headers=headers, auth=AUTH, timeout=10)
     assert r.status_code == 404  # past the header checks: the collection is empty
 
 
 def test_internal_partner_name_still_needs_from_app_id(sim: AaiSim) -> None:
+    """An internal X-ONAP-PartnerName (AAI.*) still needs X-FromAppId (4009)."""
     headers = {"Accept": "application/json", "X-ONAP-PartnerName": "AAI.x", "X-RequestID": "r"}
     r = requests.get(Aai(sim).url(), headers=headers, auth=AUTH, timeout=10)
     assert r.status_code == 400
@@ -185,6 +190,7 @@ def test_internal_partner_name_still_needs_from_app_id(sim: AaiSim) -> None:
 
 @pytest.mark.parametrize("auth", [None, ("AAI", "wrong"), ("other", "AAI")])
 def test_bad_or_missing_basic_auth_is_403_pol3300(aai: Aai, auth: Any) -> None:
+    """Wrong or missing Basic credentials get 403 POL3300 with the real body."""
     r = aai.get(auth=auth)
     assert r.status_code == 403
     assert r.json() == {
@@ -199,12 +205,14 @@ def test_bad_or_missing_basic_auth_is_403_pol3300(aai: Aai, auth: Any) -> None:
 
 
 def test_credentials_come_from_the_constructor() -> None:
+    """The accepted credentials are the ones given to the constructor."""
     with AaiSim(username="vesagent", password="s3cret") as sim:
         assert Aai(sim).get(auth=("vesagent", "s3cret")).status_code == 404
         assert Aai(sim).get(auth=AUTH).status_code == 403
 
 
 def test_header_checks_come_before_auth_and_auth_before_version(aai: Aai) -> None:
+    """Header checks come first, then authentication, then the version check."""
     r = aai.get(headers={"X-FromAppId": ""}, auth=None, version="v99")
     assert r.json()["requestError"]["serviceException"]["variables"][3] == "4.0.4009"
     r = aai.get(auth=None, version="v99")
@@ -212,6 +220,7 @@ def test_header_checks_come_before_auth_and_auth_before_version(aai: Aai) -> Non
 
 
 def test_unknown_version_is_400_svc3016(aai: Aai) -> None:
+    """Unknown or malformed versions are 400 SVC3016 with the real variables."""
     r = aai.get(version="v99")
     assert r.status_code == 400
     assert r.json() == {
@@ -236,6 +245,7 @@ def test_unknown_version_is_400_svc3016(aai: Aai) -> None:
 
 
 def test_versions_come_from_the_constructor_and_latest_is_v32() -> None:
+    """Only the constructor's versions are served; latest is v32 (400 when v32 is not)."""
     with AaiSim(versions=("v13", "v32")) as sim:
         sim.put_region(make())
         client = Aai(sim)
@@ -251,12 +261,14 @@ def test_versions_come_from_the_constructor_and_latest_is_v32() -> None:
 
 
 def test_responses_carry_x_aai_txid(aai: Aai) -> None:
+    """Answers, errors included, carry an X-AAI-TXID header."""
     assert aai.get().headers["X-AAI-TXID"]  # a 404
     aai.sim.put_region(make())
     assert aai.get().headers["X-AAI-TXID"]
 
 
 def test_without_an_accept_header_success_bodies_are_xml(aai: Aai) -> None:
+    """Accept */* gets an XML body in the v32 namespace, as A&AI sends."""
     aai.sim.put_region(make())
     r = aai.get(headers={"Accept": "*/*"})
     assert r.status_code == 200
@@ -267,6 +279,7 @@ def test_without_an_accept_header_success_bodies_are_xml(aai: Aai) -> None:
 
 
 def test_a_body_on_get_is_ignored(aai: Aai) -> None:
+    """A body on a GET (MultiCloud sends "") is ignored."""
     aai.sim.put_region(make())
     assert aai.get(data='""').status_code == 200
 
@@ -280,6 +293,7 @@ def test_a_body_on_get_is_ignored(aai: Aai) -> None:
     ],
 )
 def test_paths_outside_the_subset_are_rejected(aai: Aai, path: str, part: str) -> None:
+    """Paths outside the simulated subset are 400 SVC3000 naming the unrecognized part."""
     r = aai.get(path)
     assert r.status_code == 400
     assert r.json() == svc3000(
@@ -291,6 +305,7 @@ def test_paths_outside_the_subset_are_rejected(aai: Aai, path: str, part: str) -
 
 
 def test_xml_errors_wrap_each_variable(aai: Aai) -> None:
+    """XML error bodies wrap each variable in its own element."""
     r = aai.get(headers={"Accept": "*/*"})
     assert r.status_code == 404
     assert r.headers["Content-Type"].startswith("application/xml")
@@ -301,12 +316,14 @@ def test_xml_errors_wrap_each_variable(aai: Aai) -> None:
 def test_an_accept_of_neither_json_nor_xml_gets_the_4014_body_with_the_original_status(
     aai: Aai,
 ) -> None:
+    """An Accept of neither JSON nor XML gets the 4014 body with the original status."""
     r = aai.get(headers={"Accept": "text/html"})
     assert r.status_code == 404
     assert r.json() == svc3000("GET", REGIONS, "Invalid Accept header", "4.0.4014")
 
 
 def test_writes_to_the_collection_are_unrecognized_functions(aai: Aai) -> None:
+    """A PUT to the collection is 400 SVC3012."""
     r = aai.call("PUT", json={})
     assert r.status_code == 400
     assert r.json()["requestError"]["serviceException"]["messageId"] == "SVC3012"
@@ -316,12 +333,14 @@ def test_writes_to_the_collection_are_unrecognized_functions(aai: Aai) -> None:
 
 
 def test_empty_collection_is_404_with_the_recorded_body(aai: Aai) -> None:
+    """An empty collection is a 404 with the recorded body, not an empty list."""
     r = aai.get()
     assert r.status_code == 404
     assert r.json() == fixture("SYNTHETIC_error_404_empty_cloud_regions_collection.json")
 
 
 def test_collection_is_depth_0_without_children_but_with_relationships(aai: Aai) -> None:
+    """The collection is depth 0: no credentials, but relationships and cloud-extra-info."""
     region = make()
     region["relationship-list"] = {"relationship": [{"related-to": "complex"}]}
     aai.sim.put_region(region)
@@ -335,6 +354,7 @@ def test_collection_is_depth_0_without_children_but_with_relationships(aai: Aai)
 
 @pytest.mark.parametrize("value", ["", "false", "true"])
 def test_nodes_only_drops_relationships_whatever_its_value(aai: Aai, value: str) -> None:
+    """nodes-only drops relationship-list whatever its value, on the collection and one region."""
     region = make()
     region["relationship-list"] = {"relationship": [{"related-to": "complex"}]}
     aai.sim.put_region(region)
@@ -355,6 +375,7 @@ def _ids(response: requests.Response) -> list[tuple[str, str]]:
 
 
 def test_filters_and_across_keys_or_within_a_key(aai: Aai) -> None:
+    """Property filters AND across keys and OR within a repeated key."""
     _three_regions(aai.sim)
     assert _ids(aai.get(params={"cloud-owner": "OwnerA"})) == [("OwnerA", "R1"), ("OwnerA", "R2")]
     both = aai.get(params={"cloud-owner": "OwnerA", "cloud-type": "openstack"})
@@ -366,6 +387,7 @@ def test_filters_and_across_keys_or_within_a_key(aai: Aai) -> None:
 
 
 def test_filters_match_exactly_and_by_type(aai: Aai) -> None:
+    """Filters match whole values, and booleans by their typed value."""
     _three_regions(aai.sim)
     prefix = aai.get(params={"cloud-owner": "Owner"})
     assert prefix.status_code == 404
@@ -375,6 +397,7 @@ def test_filters_match_exactly_and_by_type(aai: Aai) -> None:
 
 
 def test_filter_on_an_unknown_property_is_400(aai: Aai) -> None:
+    """A filter on a property the version does not have is 400 SVC3000."""
     _three_regions(aai.sim)
     r = aai.get(params={"cloud_owner": "OwnerA"})
     assert r.status_code == 400
@@ -389,6 +412,7 @@ def test_filter_on_an_unknown_property_is_400(aai: Aai) -> None:
 
 
 def test_paging_is_1_based_with_total_headers(aai: Aai) -> None:
+    """resultIndex/resultSize pages are 1-based with total headers; past the end is 404."""
     for n in range(5):
         aai.sim.put_region(make("Owner", f"R{n}"))
     page = aai.get(params={"resultIndex": 2, "resultSize": 2})
@@ -407,6 +431,7 @@ def test_paging_is_1_based_with_total_headers(aai: Aai) -> None:
 
 @pytest.mark.parametrize("depth", ["1", "all", ""])
 def test_depth_above_0_on_the_container_is_403(aai: Aai, depth: str) -> None:
+    """depth above 0 on the collection is 403 (too many objects)."""
     aai.sim.put_region(make())
     r = aai.get(params={"depth": depth})
     assert r.status_code == 403
@@ -429,6 +454,7 @@ def test_depth_above_0_on_the_container_is_403(aai: Aai, depth: str) -> None:
 
 
 def test_bad_depth_is_400(aai: Aai) -> None:
+    """A depth that is neither a number nor 'all' is 400 with the 4016 message."""
     aai.sim.put_region(make())
     r = aai.get(params={"depth": "deep"})
     assert r.status_code == 400
@@ -438,6 +464,7 @@ def test_bad_depth_is_400(aai: Aai) -> None:
 
 
 def test_count_format(aai: Aai) -> None:
+    """format=count answers the number of regions."""
     _three_regions(aai.sim)
     assert aai.get(params={"format": "count"}).json() == {"results": [{"cloud-region": 3}]}
 
@@ -446,6 +473,7 @@ def test_count_format(aai: Aai) -> None:
 
 
 def test_single_get_is_depth_0_unless_asked(aai: Aai) -> None:
+    """One region is depth 0 unless depth=1 (or all) adds its esr-system-info-list."""
     aai.sim.put_region(make(openstack_region_id="RegionOne"))
     path = region_path("CloudOwner", "RegionOne")
     plain = aai.get(path).json()
@@ -459,6 +487,7 @@ def test_single_get_is_depth_0_unless_asked(aai: Aai) -> None:
 
 
 def test_single_get_of_a_missing_region_is_404_with_its_path(aai: Aai) -> None:
+    """A missing region is 404 naming its path."""
     path = region_path("CloudOwner", "Nowhere")
     r = aai.get(path)
     assert r.status_code == 404
@@ -466,6 +495,7 @@ def test_single_get_of_a_missing_region_is_404_with_its_path(aai: Aai) -> None:
 
 
 def test_esr_system_info_list_shape_and_404(aai: Aai) -> None:
+    """The esr-system-info-list has A&AI's shape, refuses depth, and is 404 when empty."""
     aai.sim.put_region(make())
     path = region_path("CloudOwner", "RegionOne") + "/esr-system-info-list"
     body = aai.get(path).json()
@@ -482,6 +512,7 @@ def test_esr_system_info_list_shape_and_404(aai: Aai) -> None:
 
 
 def test_esr_system_info_has_its_own_resource_version(aai: Aai) -> None:
+    """Writing or deleting an esr-system-info re-stamps only that child, never the region."""
     aai.sim.put_region(make())
     region = region_path("CloudOwner", "RegionOne")
     esr = aai.get(region + "/esr-system-info-list").json()["esr-system-info"][0]
@@ -513,6 +544,7 @@ def test_esr_system_info_has_its_own_resource_version(aai: Aai) -> None:
 
 
 def test_esr_put_creates_and_checks_required_properties(aai: Aai) -> None:
+    """An esr-system-info PUT checks required properties and needs its region (404)."""
     aai.sim.put_region(make())
     base = region_path("CloudOwner", "RegionOne") + "/esr-system-info-list/esr-system-info"
     r = aai.call("PUT", f"{base}/second", json={"user-name": "u"})
@@ -532,6 +564,7 @@ def test_esr_put_creates_and_checks_required_properties(aai: Aai) -> None:
 
 
 def test_put_create_then_update_needs_the_matching_resource_version(aai: Aai) -> None:
+    """PUT creates without a resource-version, updates only with the current one, re-stamps."""
     path = region_path("CloudOwner", "RegionNew")
     body = make("CloudOwner", "RegionNew")
     created = aai.call("PUT", path, json=body)
@@ -564,6 +597,7 @@ def test_put_create_then_update_needs_the_matching_resource_version(aai: Aai) ->
 
 
 def test_put_create_with_a_resource_version_is_412_6135(aai: Aai) -> None:
+    """A create that sends a resource-version is 412 (6135)."""
     path = region_path("CloudOwner", "RegionNew")
     r = aai.call("PUT", path, json={**make("CloudOwner", "RegionNew"), "resource-version": "5"})
     assert r.status_code == 412
@@ -576,6 +610,7 @@ def test_put_create_with_a_resource_version_is_412_6135(aai: Aai) -> None:
 
 
 def test_put_replaces_properties_and_injects_keys(aai: Aai) -> None:
+    """A PUT replaces the properties, takes the keys from the URI and writes the false defaults."""
     path = region_path("CloudOwner", "RegionOne")
     aai.sim.put_region({k: v for k, v in make().items() if k not in ("in-maint",)})
     current = aai.get(path).json()
@@ -595,6 +630,7 @@ def test_put_replaces_properties_and_injects_keys(aai: Aai) -> None:
 
 
 def test_put_with_keys_that_differ_from_the_uri_is_400(aai: Aai) -> None:
+    """Body keys that differ from the URI are 400 and change nothing."""
     path = region_path("CloudOwner", "RegionOne")
     r = aai.call("PUT", path, json={"cloud-owner": "Other"})
     assert r.status_code == 400
@@ -607,6 +643,7 @@ def test_put_with_keys_that_differ_from_the_uri_is_400(aai: Aai) -> None:
 
 
 def test_put_children_replace_when_present_and_stay_when_absent(aai: Aai) -> None:
+    """A PUT with an esr-system-info-list replaces it; without one, children stay."""
     path = region_path("CloudOwner", "RegionOne")
     aai.sim.put_region(make())
     before = aai.get(path, params={"depth": "1"}).json()
@@ -632,6 +669,7 @@ def test_put_children_replace_when_present_and_stay_when_absent(aai: Aai) -> Non
 
 
 def test_patch_needs_merge_patch_content_type(aai: Aai) -> None:
+    """PATCH needs application/merge-patch+json (else 415) and changes nothing otherwise."""
     path = region_path("CloudOwner", "RegionOne")
     aai.sim.put_region(make())
     assert aai.call("PATCH", path, json={"cloud-zone": "z9"}).status_code == 415
@@ -641,6 +679,7 @@ def test_patch_needs_merge_patch_content_type(aai: Aai) -> None:
 
 
 def test_patch_merges_without_a_version_check_and_restamps(aai: Aai) -> None:
+    """A merge-patch needs no resource-version, removes null properties and re-stamps."""
     path = region_path("CloudOwner", "RegionOne")
     aai.sim.put_region(make())
     before = aai.get(path).json()
@@ -656,6 +695,7 @@ def test_patch_merges_without_a_version_check_and_restamps(aai: Aai) -> None:
 
 
 def test_post_with_method_override_patches(aai: Aai) -> None:
+    """POST with X-HTTP-Method-Override: PATCH patches."""
     path = region_path("CloudOwner", "RegionOne")
     aai.sim.put_region(make())
     headers = {**MERGE_PATCH, "X-HTTP-Method-Override": "PATCH"}
@@ -664,6 +704,7 @@ def test_post_with_method_override_patches(aai: Aai) -> None:
 
 
 def test_patch_of_a_missing_region_is_404(aai: Aai) -> None:
+    """A PATCH of a missing region is 404 under the MERGE_PATCH method name."""
     path = region_path("CloudOwner", "Nowhere")
     r = aai.call("PATCH", path, headers=MERGE_PATCH, data="{}")
     assert r.status_code == 404
@@ -671,6 +712,7 @@ def test_patch_of_a_missing_region_is_404(aai: Aai) -> None:
 
 
 def test_delete_needs_the_resource_version(aai: Aai) -> None:
+    """DELETE needs the current resource-version (412 without or stale) and then 404s."""
     path = region_path("CloudOwner", "RegionOne")
     aai.sim.put_region(make())
     current = aai.get(path).json()["resource-version"]
@@ -692,6 +734,7 @@ def test_delete_needs_the_resource_version(aai: Aai) -> None:
 
 
 def test_every_write_restamps_strictly(aai: Aai) -> None:
+    """Every write gets a new 13-digit resource-version, even many within one millisecond."""
     path = region_path("CloudOwner", "RegionOne")
     aai.sim.put_region(make())
     seen = {aai.get(path).json()["resource-version"]}
@@ -706,6 +749,7 @@ def test_every_write_restamps_strictly(aai: Aai) -> None:
 
 
 def test_field_gaps_follow_the_schema_version(aai: Aai) -> None:
+    """Each schema version shows only its properties, and v16+ defaults appear on older writes."""
     region = make()
     region["cloud-epa-caps"] = '{"openstack-region-id":"RegionOne"}'
     aai.sim.put_region(region)
@@ -728,6 +772,7 @@ def test_field_gaps_follow_the_schema_version(aai: Aai) -> None:
 
 def test_cloud_extra_info_is_an_opaque_string(aai: Aai) -> None:
     # Duplicate keys, odd whitespace and non-ASCII: any parse/re-serialise would change it.
+    """cloud-extra-info is stored and served byte for byte, never parsed."""
     odd = '{ "vesagent_config" :\t{"b": 1,\n  "a" : 2, "a": 3 }, "x":"é\\u00e9" }  \r\n'
     path = region_path("CloudOwner", "RegionOne")
     assert aai.call("PUT", path, json=make(extra_info=odd)).status_code == 201
@@ -742,15 +787,129 @@ def test_cloud_extra_info_is_an_opaque_string(aai: Aai) -> None:
 
 
 def test_cloud_extra_info_must_be_a_string_on_put(aai: Aai) -> None:
+    """A cloud-extra-info that is not a string is 400."""
     path = region_path("CloudOwner", "RegionOne")
     r = aai.call("PUT", path, json=make(extra_info=None) | {"cloud-extra-info": {"a": 1}})
     assert r.status_code == 400
+
+
+# -- schema types: A&AI stores what the OXM says, not what the client sent -------------------
+
+
+def onapsdk_region(**overrides: Any) -> dict[str, Any]:
+    """A cloud-region body as onapsdk's template renders it: booleans as "True"/"False"."""
+    body = make(extra_info=None)
+    body.update(
+        {"orchestration-disabled": "False", "in-maint": "True", "sriov-automation": "False"}
+    )
+    body.update(overrides)
+    return body
+
+
+def test_boolean_strings_from_onapsdk_are_stored_as_booleans(aai: Aai) -> None:
+    """A PUT with "True"/"False" strings reads back as JSON booleans; string-typed stay strings."""
+    path = region_path("CloudOwner", "RegionOne")
+    assert aai.call("PUT", path, json=onapsdk_region()).status_code == 201
+    got = aai.get(path).json()
+    assert got["in-maint"] is True
+    assert got["orchestration-disabled"] is False
+    assert got["sriov-automation"] == "False"  # a string in the OXM: kept as sent
+    stored = aai.sim.region("CloudOwner", "RegionOne")
+    assert stored is not None and stored["in-maint"] is True
+
+
+def test_boolean_filters_find_regions_written_with_strings(aai: Aai) -> None:
+    """?in-maint=true finds a region onapsdk registered with "True", as real A&AI does."""
+    path = region_path("CloudOwner", "RegionOne")
+    aai.call("PUT", path, json=onapsdk_region())
+    assert _ids(aai.get(params={"in-maint": "true"})) == [("CloudOwner", "RegionOne")]
+    assert aai.get(params={"in-maint": "false"}).status_code == 404
+    assert _ids(aai.get(params={"orchestration-disabled": "false"})) == [
+        ("CloudOwner", "RegionOne")
+    ]
+
+
+def test_patch_with_a_boolean_string_stores_a_boolean(aai: Aai) -> None:
+    """A merge-patch of "in-maint": "TRUE" turns the stored false into true."""
+    path = region_path("CloudOwner", "RegionOne")
+    aai.sim.put_region(make())
+    r = aai.call("PATCH", path, headers=MERGE_PATCH, data=json.dumps({"in-maint": "TRUE"}))
+    assert r.status_code == 200
+    assert aai.get(path).json()["in-maint"] is True
+    assert _ids(aai.get(params={"in-maint": "true"})) == [("CloudOwner", "RegionOne")]
+
+
+def test_esr_boolean_strings_are_stored_as_booleans(aai: Aai) -> None:
+    """ssl-insecure and passive are typed on a direct PUT and inside a region's list."""
+    esr = make()["esr-system-info-list"]["esr-system-info"][0]
+    body = onapsdk_region()
+    body["esr-system-info-list"]["esr-system-info"][0].update(
+        {"ssl-insecure": "False", "passive": "true"}
+    )
+    path = region_path("CloudOwner", "RegionOne")
+    assert aai.call("PUT", path, json=body).status_code == 201
+    listed = aai.get(f"{path}/esr-system-info-list").json()["esr-system-info"][0]
+    assert (listed["ssl-insecure"], listed["passive"]) == (False, True)
+    direct = {**esr, "esr-system-info-id": "second", "ssl-insecure": "True"}
+    direct.pop("resource-version", None)
+    base = f"{path}/esr-system-info-list/esr-system-info"
+    assert aai.call("PUT", f"{base}/second", json=direct).status_code == 201
+    assert aai.get(f"{base}/second").json()["ssl-insecure"] is True
+
+
+def test_integer_strings_are_stored_as_integers(aai: Aai) -> None:
+    """cloud-region-number (an OXM integer) sent as "7" reads back as 7 and filters by 7."""
+    path = region_path("CloudOwner", "RegionOne")
+    aai.call("PUT", path, json=onapsdk_region(**{"cloud-region-number": "7"}))
+    assert aai.get(path).json()["cloud-region-number"] == 7
+    assert _ids(aai.get(params={"cloud-region-number": "7"})) == [("CloudOwner", "RegionOne")]
+
+
+def test_a_value_that_is_no_boolean_is_400_naming_the_property(aai: Aai) -> None:
+    """ "yes" for in-maint is refused with SVC3000 naming the property; nothing is stored."""
+    path = region_path("CloudOwner", "RegionOne")
+    r = aai.call("PUT", path, json=onapsdk_region(**{"in-maint": "yes"}))
+    assert r.status_code == 400
+    message = r.json()["requestError"]["serviceException"]["variables"][2]
+    assert "in-maint" in message and "'yes'" in message
+    assert aai.sim.region("CloudOwner", "RegionOne") is None
+
+
+def test_the_python_handle_types_booleans_too(sim: AaiSim) -> None:
+    """put_region and set_credentials store "True"/"False" as booleans, like HTTP writes."""
+    sim.put_region(onapsdk_region())
+    sim.set_credentials(
+        "CloudOwner",
+        "RegionOne",
+        {"user-name": "u", "password": "p", "system-type": "VIM", "ssl-insecure": "True"},
+    )
+    stored = sim.region("CloudOwner", "RegionOne")
+    assert stored is not None
+    assert stored["in-maint"] is True
+    assert stored["esr-system-info-list"]["esr-system-info"][0]["ssl-insecure"] is True
+    with pytest.raises(ValueError, match="passive"):
+        sim.put_region(
+            onapsdk_region(**{"cloud-region-id": "R2"})
+            | {
+                "esr-system-info-list": {
+                    "esr-system-info": [
+                        {
+                            "user-name": "u",
+                            "password": "p",
+                            "system-type": "VIM",
+                            "passive": "maybe",
+                        }
+                    ]
+                }
+            }
+        )
 
 
 # -- recorded shapes -------------------------------------------------------------------------
 
 
 def test_reads_the_regions_as_the_recorded_fixtures_shape_them(aai: Aai) -> None:
+    """Loaded recorded regions read back exactly as recorded from CSIT and onapsdk."""
     csit = fixture("csit_v13_cloud_region_get.json")
     csit_esr = fixture("csit_v13_esr_system_info_list_get.json")
     onapsdk = fixture("onapsdk_test_cloud_regions_collection.json")
@@ -776,6 +935,7 @@ def test_reads_the_regions_as_the_recorded_fixtures_shape_them(aai: Aai) -> None
 
 
 def test_reads_the_synthetic_v29_shapes(aai: Aai) -> None:
+    """The v29 region and collection read back as the synthetic v29 fixtures."""
     depth1 = fixture("SYNTHETIC_v29_cloud_region_get_depth1.json")
     collection = fixture("SYNTHETIC_v29_cloud_regions_collection_depth0.json")
     aai.sim.load({"cloud-region": [depth1]})
@@ -787,12 +947,14 @@ def test_reads_the_synthetic_v29_shapes(aai: Aai) -> None:
 
 
 def test_the_csit_not_found_body_shape_is_what_missing_nodes_get(aai: Aai) -> None:
+    """A missing node gets the shape of the CSIT 404 recording."""
     recorded = fixture("csit_v13_error_404_node_not_found.json")
     got = aai.get(region_path("CloudOwner", "compute-0"), version="v13").json()
     same_shape(got, recorded)
 
 
 def test_a_recorded_extra_info_string_round_trips(aai: Aai) -> None:
+    """MultiCloud's recorded cloud-extra-info round-trips unchanged."""
     text = fixture("multicloud_fcaps_cloud_extra_info_vesagent_config.json")["cloud-extra-info"]
     aai.sim.put_region(make(extra_info=text))
     assert aai.get(region_path("CloudOwner", "RegionOne")).json()["cloud-extra-info"] == text
@@ -802,6 +964,7 @@ def test_a_recorded_extra_info_string_round_trips(aai: Aai) -> None:
 
 
 def test_handle_load_region_regions_and_deep_copies(sim: AaiSim, tmp_path: Path) -> None:
+    """load_file, region() and regions() work on deep copies; load replaces everything."""
     data = {"cloud-region": [make("O", "R1"), make("O", "R2")]}
     data["cloud-region"][0]["resource-version"] = "1700000000001"
     file = tmp_path / "regions.json"
@@ -824,6 +987,7 @@ def test_handle_load_region_regions_and_deep_copies(sim: AaiSim, tmp_path: Path)
 
 
 def test_handle_rejects_unknown_keys(sim: AaiSim) -> None:
+    """The Python handle refuses unknown properties and a malformed esr-system-info-list."""
     with pytest.raises(ValueError, match="cloud_extra_info"):
         sim.put_region({**make(), "cloud_extra_info": "{}"})
     with pytest.raises(ValueError):
@@ -833,6 +997,7 @@ def test_handle_rejects_unknown_keys(sim: AaiSim) -> None:
 
 
 def test_handle_put_region_returns_the_served_resource_version(aai: Aai) -> None:
+    """put_region returns the resource-version that GET then serves."""
     version = aai.sim.put_region(make())
     assert aai.get(region_path("CloudOwner", "RegionOne")).json()["resource-version"] == version
     second = aai.sim.put_region(make())
@@ -840,6 +1005,7 @@ def test_handle_put_region_returns_the_served_resource_version(aai: Aai) -> None
 
 
 def test_handle_set_extra_info_restamps_the_region(aai: Aai) -> None:
+    """set_extra_info sets or removes cloud-extra-info and re-stamps the region only."""
     aai.sim.put_region(make())
     path = region_path("CloudOwner", "RegionOne")
     before = aai.get(path, params={"depth": "1"}).json()
@@ -855,6 +1021,7 @@ def test_handle_set_extra_info_restamps_the_region(aai: Aai) -> None:
 
 
 def test_handle_set_credentials_restamps_only_the_child(aai: Aai) -> None:
+    """set_credentials replaces or adds the esr-system-info and re-stamps only the child."""
     aai.sim.put_region(make())
     path = region_path("CloudOwner", "RegionOne")
     before = aai.get(path, params={"depth": "1"}).json()
@@ -876,6 +1043,7 @@ def test_handle_set_credentials_restamps_only_the_child(aai: Aai) -> None:
 
 
 def test_handle_delete_region(aai: Aai) -> None:
+    """delete_region says whether the region existed."""
     aai.sim.put_region(make())
     assert aai.sim.delete_region("CloudOwner", "RegionOne") is True
     assert aai.sim.delete_region("CloudOwner", "RegionOne") is False
@@ -883,6 +1051,7 @@ def test_handle_delete_region(aai: Aai) -> None:
 
 
 def test_make_region_is_a_realistic_esr_registered_region() -> None:
+    """make_region builds an ESR-registered region; its credentials ignore the extra info."""
     region = AaiSim.make_region(
         "Owner",
         "R1",
@@ -918,6 +1087,7 @@ def test_make_region_is_a_realistic_esr_registered_region() -> None:
 
 
 def test_request_counts_use_the_base_log(aai: Aai) -> None:
+    """Requests are counted in the shared request log."""
     aai.get()
     aai.get()
     assert aai.sim.requests.total(f"/aai/v32/{REGIONS}", method="GET") == 2
@@ -927,6 +1097,7 @@ def test_request_counts_use_the_base_log(aai: Aai) -> None:
 
 
 def test_down_503_then_up(aai: Aai) -> None:
+    """down('503') answers 503 until up()."""
     aai.sim.put_region(make())
     aai.sim.down("503")
     assert aai.get().status_code == 503
@@ -935,6 +1106,7 @@ def test_down_503_then_up(aai: Aai) -> None:
 
 
 def test_down_refuse_then_up(aai: Aai) -> None:
+    """down('refuse') refuses connections; up() listens again on the same port."""
     aai.sim.put_region(make())
     port = aai.sim.port
     aai.sim.down("refuse")
@@ -946,6 +1118,7 @@ def test_down_refuse_then_up(aai: Aai) -> None:
 
 
 def test_down_hang_holds_requests_until_up(aai: Aai) -> None:
+    """down('hang') holds requests past the client's timeout; after up() they are answered."""
     aai.sim.put_region(make())
     aai.sim.down("hang")
     with pytest.raises(requests.ReadTimeout):
@@ -955,6 +1128,7 @@ def test_down_hang_holds_requests_until_up(aai: Aai) -> None:
 
 
 def test_up_keeps_faults_injected_by_tests(aai: Aai) -> None:
+    """up() ends the outage but keeps faults a test injected."""
     aai.sim.put_region(make())
     aai.sim.inject(status=500, path_prefix="/aai", count=1)
     aai.sim.down("503")
@@ -967,6 +1141,7 @@ def test_up_keeps_faults_injected_by_tests(aai: Aai) -> None:
 
 
 def test_http_control_load_list_and_extra_info(aai: Aai) -> None:
+    """The HTTP control loads and lists regions and sets cloud-extra-info verbatim."""
     base = f"{aai.sim.url}/_sim/aai"
     loaded = requests.put(f"{base}/regions", json={"cloud-region": [make()]}, timeout=10)
     assert loaded.status_code == 200
@@ -991,6 +1166,7 @@ def test_http_control_load_list_and_extra_info(aai: Aai) -> None:
 
 
 def test_http_control_down_and_up(aai: Aai) -> None:
+    """The HTTP control takes A&AI down (503, refuse) and up, and refuses unknown modes."""
     aai.sim.put_region(make())
     base = f"{aai.sim.url}/_sim/aai"
     assert requests.post(f"{base}/down", json={"mode": "503"}, timeout=10).status_code == 200
@@ -1008,16 +1184,15 @@ def test_http_control_down_and_up(aai: Aai) -> None:
 # -- scale -----------------------------------------------------------------------------------
 
 
-def test_a_thousand_regions_list_fast(aai: Aai) -> None:
+def test_a_thousand_regions_are_listed_and_filtered(aai: Aai) -> None:
+    """1,000 regions come back in one collection GET, and a filter picks one of them.
+
+    How fast is measured by ``make bench`` (``aai_list_ms``), not asserted here.
+    """
     regions = [make("Owner", f"R{n:04d}") for n in range(1000)]
     aai.sim.load({"cloud-region": copy.deepcopy(regions)})
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        r = aai.get()
-        best = min(best, time.perf_counter() - start)
-        assert r.status_code == 200
+    r = aai.get()
+    assert r.status_code == 200
     assert len(r.json()["cloud-region"]) == 1000
-    assert best < 0.1, f"collection GET of 1000 regions took {best * 1000:.0f} ms"
     filtered = aai.get(params={"cloud-region-id": "R0500"})
     assert _ids(filtered) == [("Owner", "R0500")]

@@ -27,11 +27,11 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 
+from tests.helpers import FakeClock
 from tests.sim.test_openstack_sim import (
     RECORDED,
     REGION,
     T0,
-    FakeClock,
     iso,
     issue,
     nova,

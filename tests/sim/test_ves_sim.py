@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.helpers import fixture_json, wait_until
 from vesagent import ves_schema
 from vesagent.sim.ves import (
     VesCollectorSim,
@@ -32,7 +33,8 @@ UNAUTHORIZED_BODY = {
 
 def sample(name: str) -> dict[str, Any]:
     """A fixture body, parsed."""
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    body: dict[str, Any] = fixture_json(f"ves/{name}")
+    return body
 
 
 def v7_event(source: str = "vm-1", domain: str = "fault") -> dict[str, Any]:
@@ -78,6 +80,7 @@ def auth_sim() -> Iterator[VesCollectorSim]:
 
 # -- the recorded verdict of every real sample -------------------------------------------------
 def test_verdict_table_lists_every_fixture() -> None:
+    """The verdict table names every VES fixture on disk, and no other."""
     listed = {v["file"] for v in VERDICTS}
     on_disk = {str(p.relative_to(FIXTURES)) for p in FIXTURES.glob("*/*.json")}
     assert listed == on_disk
@@ -86,6 +89,7 @@ def test_verdict_table_lists_every_fixture() -> None:
 
 @pytest.mark.parametrize("case", VERDICTS, ids=[v["file"] for v in VERDICTS])
 def test_sample_gets_the_collector_verdict(sim: VesCollectorSim, case: dict[str, Any]) -> None:
+    """Each real sample gets the real collector's verdict; rejected ones are kept with details."""
     raw = (FIXTURES / case["file"]).read_bytes()
     body = json.loads(raw)
     batch = "eventList" in body
@@ -112,6 +116,7 @@ def test_sample_gets_the_collector_verdict(sim: VesCollectorSim, case: dict[str,
 
 
 def test_schema_failure_body_has_no_details_but_the_record_does(sim: VesCollectorSim) -> None:
+    """A schema failure answers the bare SVC0002 body; the sim's record keeps the details."""
     response = post(
         sim, "/eventListener/v7", sample("integration-csit/ves7_parameter_out_of_schema.json")
     )
@@ -153,6 +158,7 @@ def _errors(validator: Any, body: Any) -> list[tuple[str, str]]:
 
 
 def test_fast_validator_gives_the_same_errors_as_draft4() -> None:
+    """The fast validator finds Draft4's errors on every sample and thousands of mutations."""
     wrong_values = [1, 1.5, "x", True, None, [], {}, "Normal", "4.0"]
     checked = 0
     for case in VERDICTS:
@@ -170,6 +176,7 @@ def test_fast_validator_gives_the_same_errors_as_draft4() -> None:
 
 # -- authentication ----------------------------------------------------------------------------
 def test_auth_rejects_missing_and_wrong_credentials(auth_sim: VesCollectorSim) -> None:
+    """Missing, wrong or malformed Basic credentials get the collector's 401; the right ones 202."""
     body = {"event": v7_event()}
     for headers in (
         {},
@@ -192,10 +199,12 @@ def test_auth_rejects_missing_and_wrong_credentials(auth_sim: VesCollectorSim) -
 
 
 def test_auth_comes_before_the_version_check(auth_sim: VesCollectorSim) -> None:
+    """An unauthenticated request to an unsupported version is a 401, not a 400."""
     assert post(auth_sim, "/eventListener/v6", {"event": v7_event()}).status_code == 401
 
 
 def test_no_auth_ignores_any_credentials(sim: VesCollectorSim) -> None:
+    """Without configured credentials any Authorization header is accepted and its user recorded."""
     for auth in (basic("anyone", "anything"), "Bearer nonsense"):
         response = post(
             sim, "/eventListener/v7", {"event": v7_event()}, headers={"Authorization": auth}
@@ -205,6 +214,7 @@ def test_no_auth_ignores_any_credentials(sim: VesCollectorSim) -> None:
 
 
 def test_password_with_colon_never_matches_like_the_collector() -> None:
+    """A password containing ':' is cut at the colon, as the collector does, so it never matches."""
     assert basic_credentials(basic("u", "a:b")) == ("u", "a")
     with VesCollectorSim(username="u", password="a:b") as server:
         response = post(
@@ -217,6 +227,7 @@ def test_password_with_colon_never_matches_like_the_collector() -> None:
 
 
 def test_constructor_needs_both_or_no_credentials() -> None:
+    """A username without a password is refused, and the password never shows in repr."""
     with pytest.raises(ValueError, match="both"):
         VesCollectorSim(username="u")
     assert "sample1" not in repr(VesCollectorSim(username="u", password="sample1").rules)
@@ -235,6 +246,7 @@ def test_constructor_needs_both_or_no_credentials() -> None:
     ],
 )
 def test_x_minor_version(sim: VesCollectorSim, path: str, minor: str | None, status: int) -> None:
+    """X-MinorVersion is checked per API version: a wrong one is 400 INVALID_CUSTOM_HEADER."""
     body = (
         {"event": v7_event()}
         if path.endswith("v7")
@@ -249,6 +261,7 @@ def test_x_minor_version(sim: VesCollectorSim, path: str, minor: str | None, sta
 
 @pytest.mark.parametrize("version", ["v6", "V7", "v4", "v1", "v8"])
 def test_unsupported_versions_get_400_plain_text(sim: VesCollectorSim, version: str) -> None:
+    """Unsupported API versions get 400 with the collector's plain text, single and batch."""
     for suffix in ("", "/eventBatch"):
         response = post(sim, f"/eventListener/{version}{suffix}", {"event": v7_event()})
         assert response.status_code == 400
@@ -256,6 +269,7 @@ def test_unsupported_versions_get_400_plain_text(sim: VesCollectorSim, version: 
 
 
 def test_paths_are_case_sensitive_and_post_only(sim: VesCollectorSim) -> None:
+    """Paths are case-sensitive (404) and POST-only (405 with Allow); /healthcheck answers."""
     body = {"event": v7_event()}
     assert post(sim, "/eventlistener/v7", body).status_code == 404
     assert post(sim, "/eventListener/v7/eventbatch", {"eventList": [v7_event()]}).status_code == 404
@@ -270,6 +284,7 @@ def test_paths_are_case_sensitive_and_post_only(sim: VesCollectorSim) -> None:
 
 
 def test_content_type(sim: VesCollectorSim) -> None:
+    """Only application/json (any case, with parameters) is accepted; anything else is 415."""
     raw = json.dumps({"event": v7_event()}).encode()
     for content_type, status in [
         ("text/plain", 415),
@@ -284,6 +299,7 @@ def test_content_type(sim: VesCollectorSim) -> None:
 
 
 def test_key_must_match_the_endpoint(sim: VesCollectorSim) -> None:
+    """'event' on the single endpoint and 'eventList' on the batch one, else 400 SVC0002."""
     for path, body in [
         ("/eventListener/v7", {"eventList": [v7_event()]}),
         ("/eventListener/v7/eventBatch", {"event": v7_event()}),
@@ -299,6 +315,7 @@ def test_key_must_match_the_endpoint(sim: VesCollectorSim) -> None:
 
 
 def test_non_json_body_is_400_and_recorded(sim: VesCollectorSim) -> None:
+    """Bodies that are not a JSON object get 400 SVC0002 and are recorded as rejected."""
     for raw in (b"{not json", b"[1, 2]", b"\xff\xfe garbage"):
         response = post(sim, "/eventListener/v7", raw)
         assert response.status_code == 400
@@ -309,6 +326,7 @@ def test_non_json_body_is_400_and_recorded(sim: VesCollectorSim) -> None:
 
 
 def test_batch_needs_one_domain(sim: VesCollectorSim) -> None:
+    """Mixed-domain or empty batches are 400 SVC0001; a good one is recorded in order."""
     mixed = {"eventList": [v7_event("a"), v7_event("b", domain="heartbeat")]}
     response = post(sim, "/eventListener/v7/eventBatch", mixed)
     assert response.status_code == 400
@@ -328,6 +346,7 @@ def test_batch_needs_one_domain(sim: VesCollectorSim) -> None:
 
 
 def test_backwards_compatible_mode_answers_200() -> None:
+    """In backwards-compatible mode an accepted event is answered 200 instead of 202."""
     with VesCollectorSim(compat="None") as server:
         response = post(server, "/eventListener/v7", {"event": v7_event()})
         assert (response.status_code, response.text) == (200, "Successfully send event")
@@ -335,6 +354,7 @@ def test_backwards_compatible_mode_answers_200() -> None:
 
 # -- outages ---------------------------------------------------------------------------------
 def test_outage_503_then_restore(sim: VesCollectorSim) -> None:
+    """A 503 outage answers SVC1000 after the content checks; events flow again after restore."""
     sim.outage("503")
     response = post(sim, "/eventListener/v7", {"event": v7_event()})
     assert response.status_code == 503
@@ -348,6 +368,7 @@ def test_outage_503_then_restore(sim: VesCollectorSim) -> None:
 
 
 def test_outage_500(sim: VesCollectorSim) -> None:
+    """A 500 outage answers SVC2000 and records why; restore accepts again."""
     sim.outage("500")
     response = post(sim, "/eventListener/v7/eventBatch", {"eventList": [v7_event()]})
     assert response.status_code == 500
@@ -362,6 +383,7 @@ def test_outage_500(sim: VesCollectorSim) -> None:
 
 
 def test_outage_refuse_closes_keep_alive_connections_too(sim: VesCollectorSim) -> None:
+    """A refuse outage also cuts kept-alive connections; restore listens on the same port."""
     session = requests.Session()
     url = sim.url + "/eventListener/v7"
     first = session.post(url, json={"event": v7_event()}, timeout=5)
@@ -381,6 +403,7 @@ def test_outage_refuse_closes_keep_alive_connections_too(sim: VesCollectorSim) -
 
 
 def test_outage_hang_outlives_the_client_timeout_then_restore(sim: VesCollectorSim) -> None:
+    """A hang outage makes the client time out; the hung request is not published after restore."""
     sim.outage("hang")
     started = time.monotonic()
     with pytest.raises(requests.Timeout):
@@ -392,6 +415,7 @@ def test_outage_hang_outlives_the_client_timeout_then_restore(sim: VesCollectorS
 
 
 def test_stop_does_not_wait_for_hanging_requests() -> None:
+    """stop() returns promptly even while a request hangs, and the client is released."""
     server = VesCollectorSim(hang_seconds=60).start()
     server.outage("hang")
     failed: list[BaseException] = []
@@ -404,9 +428,7 @@ def test_stop_does_not_wait_for_hanging_requests() -> None:
 
     client = threading.Thread(target=hanging_client, daemon=True)
     client.start()
-    deadline = time.monotonic() + 5
-    while server.requests.total("/eventListener") == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: server.requests.total("/eventListener"), 5, "the hanging request")
     assert server.requests.total("/eventListener") == 1
     started = time.monotonic()
     server.stop()
@@ -416,6 +438,7 @@ def test_stop_does_not_wait_for_hanging_requests() -> None:
 
 
 def test_outage_over_http_with_automatic_restore(sim: VesCollectorSim) -> None:
+    """The HTTP control starts and ends outages, refuses bad modes; a timed refuse ends itself."""
     control = sim.url + "/_sim/ves"
     bad = requests.post(control + "/outage", json={"mode": "refuse"}, timeout=5)
     assert bad.status_code == 400, "refuse over HTTP needs seconds"
@@ -430,14 +453,14 @@ def test_outage_over_http_with_automatic_restore(sim: VesCollectorSim) -> None:
     assert answer.status_code == 200
     with pytest.raises(requests.ConnectionError):
         requests.get(sim.url + "/healthcheck", timeout=2)
-    deadline = time.monotonic() + 5
-    while sim.outage_mode == "refuse" and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: sim.outage_mode != "refuse", 5, "the automatic restore")
     assert post(sim, "/eventListener/v7", {"event": v7_event()}).status_code == 202
 
 
 # -- waiting, records and the HTTP control ------------------------------------------------------
 def test_wait_for_returns_when_events_arrive(sim: VesCollectorSim) -> None:
+    """wait_for returns the matching events once they arrive; events() filters safely."""
+
     def later() -> None:
         post(sim, "/eventListener/v7", {"event": v7_event("vm-9")})
         post(sim, "/eventListener/v7/eventBatch", {"eventList": [v7_event("vm-9"), v7_event("x")]})
@@ -455,6 +478,7 @@ def test_wait_for_returns_when_events_arrive(sim: VesCollectorSim) -> None:
 
 
 def test_wait_for_times_out_with_what_arrived(sim: VesCollectorSim) -> None:
+    """wait_for times out near its deadline, naming what did arrive and what was rejected."""
     post(sim, "/eventListener/v7", {"event": v7_event("vm-1")})
     post(sim, "/eventListener/v7", {"eventList": []})
 
@@ -474,6 +498,7 @@ def test_wait_for_times_out_with_what_arrived(sim: VesCollectorSim) -> None:
 
 
 def test_http_control_lists_filters_and_clears(sim: VesCollectorSim) -> None:
+    """The HTTP control lists events (by domain), lists rejections and clears both."""
     post(sim, "/eventListener/v7", {"event": v7_event("f")})
     post(sim, "/eventListener/v7", {"event": v7_event("h", domain="heartbeat")})
     post(sim, "/eventListener/v7", {"event": {}})
@@ -494,7 +519,7 @@ def test_http_control_lists_filters_and_clears(sim: VesCollectorSim) -> None:
     assert sim.requests.total("/eventListener", method="POST") == 3
 
 
-# -- throughput --------------------------------------------------------------------------------
+# -- batches -----------------------------------------------------------------------------------
 def _measurement_batch(first: int, size: int) -> dict[str, Any]:
     template = sample("dcaegen2-collectors-ves/measurement7x.json")["event"]
     events = []
@@ -506,38 +531,25 @@ def _measurement_batch(first: int, size: int) -> dict[str, Any]:
     return {"eventList": events}
 
 
-def test_throughput_of_batched_measurements(
-    sim: VesCollectorSim, capsys: pytest.CaptureFixture[str]
+def test_batches_of_300_measurements_stay_under_1_mb_and_are_all_accepted(
+    sim: VesCollectorSim,
 ) -> None:
+    """Ten batches of 300 v7 measurements: each under the spec's 1 MB, valid, all accepted.
+
+    Throughput is measured by ``make bench`` (``ves_batch_events_per_s``), not asserted here.
+    """
     batch_size, batches = 300, 10
     bodies = [
         json.dumps(_measurement_batch(n * batch_size, batch_size)).encode() for n in range(batches)
     ]
     assert len(bodies[0]) < 1_000_000, "a batch stays under the 1 MB the spec recommends"
     body = json.loads(bodies[0])
-
-    started = time.perf_counter()
     assert schema_problems("v7", body) == ()
-    validation_rate = batch_size / (time.perf_counter() - started)
-    started = time.perf_counter()
     assert ves_schema.validator("v7").is_valid(body)
-    plain_rate = batch_size / (time.perf_counter() - started)
-
-    session = requests.Session()
-    started = time.perf_counter()
-    for raw in bodies:
-        response = session.post(
-            sim.url + "/eventListener/v7/eventBatch", data=raw, headers=JSON_HEADERS, timeout=30
-        )
-        assert response.status_code == 202
-    elapsed = time.perf_counter() - started
-    http_rate = batch_size * batches / elapsed
-
+    with requests.Session() as session:
+        for raw in bodies:
+            response = session.post(
+                sim.url + "/eventListener/v7/eventBatch", data=raw, headers=JSON_HEADERS, timeout=30
+            )
+            assert response.status_code == 202
     assert sim.accepted_count == batch_size * batches
-    with capsys.disabled():
-        print(
-            f"\nVES sim throughput, v7 measurement events of {len(bodies[0]) // batch_size} bytes "
-            f"in batches of {batch_size}: {http_rate:.0f} events/s over HTTP; validation alone "
-            f"{validation_rate:.0f}/s (plain Draft4Validator {plain_rate:.0f}/s)"
-        )
-    assert http_rate > 500, "an order of magnitude below the 5,000/s goal"

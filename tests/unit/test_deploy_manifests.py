@@ -75,6 +75,7 @@ def _env(docker: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def test_dockerfile_base_install_and_entrypoint(docker: list[tuple[str, str]]) -> None:
+    """The image is python:3.11-slim with the package pip-installed, and runs `vesagent run`."""
     assert docker[0] == ("FROM", "python:3.11-slim")
     assert any("pip install --no-cache-dir ." in args for args in _all(docker, "RUN"))
     assert json.loads(_all(docker, "ENTRYPOINT")[-1]) == ["vesagent"]
@@ -86,6 +87,7 @@ def test_dockerfile_base_install_and_entrypoint(docker: list[tuple[str, str]]) -
 def test_dockerfile_runs_as_uid_10001_with_owned_state_volume(
     docker: list[tuple[str, str]],
 ) -> None:
+    """The image runs as UID 10001 with an owned state volume, listening on 9009."""
     assert _all(docker, "USER")[-1].split(":")[0] == UID
     env = _env(docker)
     assert env["VESAGENT_STATE_DIR"] == STATE_DIR
@@ -105,6 +107,7 @@ def test_dockerfile_runs_as_uid_10001_with_owned_state_volume(
 def test_dockerfile_copies_only_what_exists_and_is_not_ignored(
     docker: list[tuple[str, str]],
 ) -> None:
+    """The Dockerfile copies only existing sources; .dockerignore keeps venvs, state, tests out."""
     ignored = [
         line.strip()
         for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
@@ -158,6 +161,7 @@ def _probe(command: list[str], listen: str) -> int:
 def test_healthcheck_command_probes_healthz_on_the_listen_port(
     docker: list[tuple[str, str]], health_server: tuple[str, dict[str, int]]
 ) -> None:
+    """The image's HEALTHCHECK succeeds on a 200 /healthz and fails on a 500 or a closed port."""
     command = _healthcheck_code(docker)
     listen, answer = health_server
     assert _probe(command, listen) == 0
@@ -212,6 +216,7 @@ def documents() -> Iterator[tuple[str, str]]:
 
 
 def test_manifests_are_plain_yaml_with_kind_and_name() -> None:
+    """Every manifest is tab-free, evenly indented YAML with apiVersion, kind and expected names."""
     seen = set()
     for name, doc in documents():
         assert "\t" not in doc, name
@@ -233,12 +238,14 @@ def test_manifests_are_plain_yaml_with_kind_and_name() -> None:
 
 
 def test_kustomization_lists_every_manifest() -> None:
+    """kustomization.yaml lists every manifest in the folder."""
     listed = re.findall(r"^  - (\S+\.yaml)$", manifest("kustomization.yaml"), re.M)
     present = {p.name for p in DEPLOY.glob("*.yaml")} - {"kustomization.yaml"}
     assert sorted(listed) == sorted(present)
 
 
 def test_statefulset_replicas_equal_vesagent_replicas() -> None:
+    """StatefulSet replicas equal VESAGENT_REPLICAS; pods start in parallel, headless service."""
     sts = manifest("statefulset.yaml")
     spec = block(sts, r"^spec:")
     replicas = re.search(r"^  replicas: (\d+)$", spec, re.M)
@@ -251,6 +258,7 @@ def test_statefulset_replicas_equal_vesagent_replicas() -> None:
 
 
 def test_pod_ordinal_comes_from_the_downward_api() -> None:
+    """The pod index and name come from the downward API; no fixed VESAGENT_SHARD is set."""
     sts = manifest("statefulset.yaml")
     index = env_entry(sts, k8s.POD_INDEX_ENV)
     assert "fieldPath: metadata.labels['apps.kubernetes.io/pod-index']" in index
@@ -259,6 +267,7 @@ def test_pod_ordinal_comes_from_the_downward_api() -> None:
 
 
 def test_state_dir_is_the_pvc_and_root_fs_is_read_only() -> None:
+    """The state directory is the volume claim, /tmp an emptyDir; the pod runs as UID 10001."""
     sts = manifest("statefulset.yaml")
     assert literal(env_entry(sts, "VESAGENT_STATE_DIR"), "value") == STATE_DIR
     mounts = block(sts, r"^ +volumeMounts:")
@@ -279,6 +288,7 @@ def test_state_dir_is_the_pvc_and_root_fs_is_read_only() -> None:
 
 
 def test_probes_ports_and_resources() -> None:
+    """Liveness, readiness and startup probes use the http port; resources have a memory limit."""
     sts = manifest("statefulset.yaml")
     assert literal(block(sts, r"livenessProbe:"), "path") == "/healthz"
     assert literal(block(sts, r"readinessProbe:"), "path") == "/readyz"
@@ -299,6 +309,7 @@ def test_probes_ports_and_resources() -> None:
 
 
 def test_every_variable_in_the_manifests_is_one_the_agent_reads() -> None:
+    """Every VESAGENT_* variable in the manifests is read by the agent; secrets are placeholders."""
     known = {env for _flag, env, _help in cli.RUN_OPTIONS}
     known |= {k8s.POD_INDEX_ENV, k8s.POD_NAME_ENV, k8s.REPLICAS_ENV}
     used = set()
@@ -315,6 +326,7 @@ def test_every_variable_in_the_manifests_is_one_the_agent_reads() -> None:
 
 
 def test_readme_scaling_patch_changes_both_numbers() -> None:
+    """The README's scaling patch and overlay change replicas and VESAGENT_REPLICAS together."""
     readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
     patch = re.search(r"-p '(\{.*?\})'", readme, re.S)
     assert patch
@@ -348,6 +360,7 @@ def test_readme_scaling_patch_changes_both_numbers() -> None:
     ],
 )
 def test_shard_from_environment(env: dict[str, str], shard: str | None) -> None:
+    """The shard is derived from the pod index or name and the replica count."""
     assert k8s.shard_from_environment(env) == shard
 
 
@@ -363,12 +376,14 @@ def test_shard_from_environment(env: dict[str, str], shard: str | None) -> None:
     ],
 )
 def test_inconsistent_pod_variables_refuse_to_start(env: dict[str, str], message: str) -> None:
+    """Inconsistent pod variables are a ShardEnvironmentError naming the problem."""
     with pytest.raises(k8s.ShardEnvironmentError, match=re.escape(message)):
         k8s.shard_from_environment(env)
     assert issubclass(k8s.ShardEnvironmentError, ValueError)
 
 
 def test_every_pod_of_the_manifest_gets_its_own_valid_shard() -> None:
+    """Each pod of the StatefulSet, as deployed and scaled to 5, gets its own valid shard."""
     sts = manifest("statefulset.yaml")
     replicas = int(literal(env_entry(sts, "VESAGENT_REPLICAS"), "value"))
     name = literal(block(sts, r"^metadata:"), "name")

@@ -75,7 +75,7 @@ def fmt_ratio(ratio: float | None) -> str:
 
 def table_rows(figures: Iterable[Figure]) -> list[tuple[str, ...]]:
     """The table's cells, one tuple per figure."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for f in figures:
         met = "-" if f.met is None else ("yes" if f.met else "NO")
         rows.append(

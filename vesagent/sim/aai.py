@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +32,7 @@ from urllib.parse import quote
 from xml.etree import ElementTree
 
 from flask import Response, g, request
-from werkzeug.datastructures import MultiDict
+from werkzeug.datastructures import Headers, MultiDict
 
 from vesagent.sim.base import FaultRule, SimServer
 
@@ -168,6 +168,42 @@ def _scalars(props: tuple[Prop, ...], version: int) -> dict[str, Prop]:
     return {p.name: p for p in props if p.in_version(version)}
 
 
+_BOOLEAN_TEXT = {"true": True, "1": True, "false": False, "0": False}
+_SCHEMAS = {"cloud-region": REGION_SCALARS, ESR: ESR_SCALARS}
+
+
+def typed_value(prop: Prop, value: Any) -> Any:
+    """A written value as A&AI stores it: typed by the OXM schema, not as the client sent it.
+
+    A&AI unmarshals a body into its OXM types, so onapsdk's ``"True"``/``"False"`` strings
+    become JSON booleans (and ``"5"`` an integer): a later ``?in-maint=true`` filter then
+    finds the region. ValueError names the property when the text is no such value.
+    """
+    if prop.kind == "boolean" and not isinstance(value, bool):
+        text = str(value).strip().lower() if isinstance(value, str | int) else None
+        if text not in _BOOLEAN_TEXT:
+            raise ValueError(f"{prop.name}: {value!r} is not a boolean (true or false)")
+        return _BOOLEAN_TEXT[text]
+    if prop.kind == "integer" and (isinstance(value, bool) or not isinstance(value, int)):
+        text = value.strip() if isinstance(value, str) else ""
+        if not re.fullmatch(r"[+-]?\d+", text):
+            raise ValueError(f"{prop.name}: {value!r} is not an integer")
+        return int(text)
+    return value
+
+
+def typed_props(node_type: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with each schema-typed scalar of ``node_type`` converted by ``typed_value``.
+
+    Keys outside the schema (children, unknown names) pass unchanged: other checks own them.
+    """
+    schema = {p.name: p for p in _SCHEMAS[node_type]}
+    return {
+        key: typed_value(schema[key], value) if key in schema and value is not None else value
+        for key, value in data.items()
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # Errors: the entries of aai-resources' error.properties the subset can produce, and the body
 # ErrorLogHelper.getRESTAPIErrorResponse builds from them.
@@ -232,12 +268,12 @@ class AaiException(Exception):
     """
 
     def __init__(
-        self, key: str, detail: str | None = None, template: list[str | None] | None = None
+        self, key: str, detail: str | None = None, template: Sequence[str | None] | None = None
     ) -> None:
         super().__init__(f"{key}: {detail}" if detail else key)
         self.key = key
         self.detail = detail
-        self.template = template
+        self.template = None if template is None else list(template)
 
 
 def error_body(
@@ -499,7 +535,7 @@ def parse_paging(args: MultiDict[str, str]) -> tuple[int, int] | None:
     return int(index), int(size)
 
 
-def _partner_name(headers: Mapping[str, str]) -> str | None:
+def _partner_name(headers: Mapping[str, str] | Headers) -> str | None:
     """HeaderValidation.getPartnerName: X-SourceOfTruth, X-ONAP-PartnerName, X-FromAppId."""
     if headers.get("X-SourceOfTruth"):
         return headers["X-SourceOfTruth"]
@@ -513,7 +549,7 @@ def _partner_name(headers: Mapping[str, str]) -> str | None:
     return partner or headers.get("X-FromAppId") or None
 
 
-def _request_id(headers: Mapping[str, str]) -> str | None:
+def _request_id(headers: Mapping[str, str] | Headers) -> str | None:
     """HeaderValidation.getRequestId: the first of the four request-id headers."""
     for name in ("X-ONAP-RequestID", "X-RequestID", "X-TransactionId", "X-ECOMP-RequestID"):
         if headers.get(name):
@@ -780,7 +816,11 @@ class AaiSim(SimServer):
         unknown = sorted(set(data) - _ESR_KNOWN)
         if unknown:
             raise ValueError(f"unknown esr-system-info properties: {unknown}")
-        props = {k: copy.deepcopy(v) for k, v in data.items() if k != REL and v is not None}
+        props = {
+            k: copy.deepcopy(v)
+            for k, v in typed_props(ESR, data).items()
+            if k != REL and v is not None
+        }
         props.setdefault("esr-system-info-id", default_id or str(uuid.uuid4()))
         if keep_versions and props.get(RV):
             self._note_version(props[RV])
@@ -799,7 +839,9 @@ class AaiSim(SimServer):
                 raise ValueError(f"a region needs a non-empty string {key!r}")
         scalar_names = {p.name for p in REGION_SCALARS}
         props = {
-            k: copy.deepcopy(v) for k, v in data.items() if k in scalar_names and v is not None
+            k: copy.deepcopy(v)
+            for k, v in typed_props("cloud-region", data).items()
+            if k in scalar_names and v is not None
         }
         if keep_versions and props.get(RV):
             self._note_version(props[RV])
@@ -1050,7 +1092,22 @@ class AaiSim(SimServer):
             missing = self._missing_required(body, route)
             if missing:
                 raise AaiException("AAI_3000", ",".join(missing), controller)
-        return body
+        try:
+            return self._typed_payload(body, route)
+        except ValueError as exc:
+            raise AaiException("AAI_3000", str(exc), controller) from exc
+
+    @staticmethod
+    def _typed_payload(body: dict[str, Any], route: Route) -> dict[str, Any]:
+        """The body with its schema-typed scalars converted, embedded credentials included."""
+        if route.kind == "esr":
+            return typed_props(ESR, body)
+        typed = typed_props("cloud-region", body)
+        esr_list = body.get(ESR_LIST)
+        if isinstance(esr_list, dict) and isinstance(esr_list.get(ESR), list):
+            entries = [typed_props(ESR, e) if isinstance(e, dict) else e for e in esr_list[ESR]]
+            typed[ESR_LIST] = {**esr_list, ESR: entries}
+        return typed
 
     @staticmethod
     def _missing_required(body: dict[str, Any], route: Route) -> list[str]:

@@ -25,7 +25,7 @@ import time
 import weakref
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from flask import Flask, Response, has_request_context, jsonify, request
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -119,7 +119,7 @@ class SimServer:
         )
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> SimServer:
+    def start(self) -> Self:
         """Bind (port 0 picks a free port) and serve in a background thread."""
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = make_server(
@@ -146,7 +146,7 @@ class SimServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> SimServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -44,6 +44,7 @@ from typing import Any
 from flask import Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from vesagent.sim.base import FaultRule, SimServer
 from vesagent.sim.keystone import (
@@ -62,7 +63,7 @@ from vesagent.sim.nova import (
     ComputeRegion,
     Fault,
     NovaApi,
-    ServerView,
+    NovaServerView,
     nova_fault_body,
 )
 
@@ -146,9 +147,6 @@ class OpenStackSim(SimServer):
         self.app.register_error_handler(HTTPException, self._http_error)
         self.app.register_error_handler(_SimControlError, self._control_error)
         self._register_control()
-
-    def __enter__(self) -> OpenStackSim:
-        return self.start()
 
     # -- URLs --------------------------------------------------------------------------------
     @property
@@ -335,7 +333,7 @@ class OpenStackSim(SimServer):
                 f"{self.url}/compute/{region}",
                 now,
             )
-            return ServerView(ctx).detail(server, show=True)
+            return NovaServerView(ctx).detail(server, show=True)
 
     def server_ids(self, region: str) -> list[str]:
         """Ids of the servers not deleted, in creation order."""
@@ -388,7 +386,7 @@ class OpenStackSim(SimServer):
             response.headers["x-openstack-request-id"] = f"req-{uuid.uuid4()}"
         return response
 
-    def _http_error(self, exc: HTTPException) -> Response:
+    def _http_error(self, exc: HTTPException) -> WerkzeugResponse:
         status = exc.code or 500
         path = request.path
         if path.startswith("/identity"):

@@ -259,12 +259,13 @@ class CollectorRules:
             return error_verdict(UNAUTHORIZED, "missing or wrong Basic credentials")
         if req.version not in SCHEMA_VERSIONS:
             # The collector really sends this plain text with Content-Type application/json.
-            body = f"API version {req.version} is not supported"
-            return Verdict(400, body, JSON_TYPE, "unsupported API version")
+            text = f"API version {req.version} is not supported"
+            return Verdict(400, text, JSON_TYPE, "unsupported API version")
         expected_minor = ACCEPTED_MINOR_VERSIONS[req.version]
         if req.minor_version is not None and req.minor_version != expected_minor:
             detail = f"X-MinorVersion {req.minor_version!r}; {req.version} accepts {expected_minor}"
             return Verdict(400, "INVALID_CUSTOM_HEADER", TEXT_TYPE, "bad X-MinorVersion", (detail,))
+        body: Any
         try:
             body = json.loads(req.raw)
         except ValueError as exc:
@@ -326,7 +327,12 @@ def _leaf_test(subschema: Any) -> Callable[[Any], bool] | None:
     if keywords == {"type"}:
         return test
     enum = subschema.get("enum")
-    if keywords == {"type", "enum"} and kind == "string" and all(isinstance(e, str) for e in enum):
+    if (
+        keywords == {"type", "enum"}
+        and kind == "string"
+        and isinstance(enum, list)
+        and all(isinstance(e, str) for e in enum)
+    ):
         allowed = frozenset(enum)
         return lambda x: isinstance(x, str) and x in allowed
     return None
@@ -541,10 +547,6 @@ class VesCollectorSim(SimServer):
         app.add_url_rule("/_sim/ves/restore", "ves_restore", self._http_restore, methods=["POST"])
         app.register_error_handler(404, self._routing_error)
         app.register_error_handler(405, self._routing_error)
-
-    def __enter__(self) -> VesCollectorSim:
-        self.start()
-        return self
 
     # -- Python handle ---------------------------------------------------------------------
     def events(self, predicate: EventPredicate | None = None) -> list[dict[str, Any]]:
@@ -831,7 +833,7 @@ class VesCollectorSim(SimServer):
             }
         )
 
-    def _http_outage(self) -> Response:
+    def _http_outage(self) -> Response | tuple[Response, int]:
         spec = request.get_json(force=True, silent=True)
         if not isinstance(spec, dict):
             return jsonify({"error": 'body must be {"mode": ..., "seconds": ...}'}), 400

@@ -1,4 +1,8 @@
-"""``make bench`` kept working: its measuring functions at tiny sizes, and its pure helpers."""
+"""``make bench`` kept working: its measuring functions at tiny sizes, and its pure helpers.
+
+These check what the benchmark counts and reports, never how fast anything is: speed is
+measured by ``make bench`` (ratios against a baseline in the same run), not asserted here.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from vesagent.bench.world import percentile
 
 
 def test_table_has_the_issue_columns_and_aligned_cells() -> None:
+    """The report table has the issue's columns, and its cells line up under the header."""
     fig = Figure("k", "Nova requests", "req", 1.0, 3000.0, "per-VM", "<= 2", True)
     text = report.render_table(report.table_rows([fig]))
     header, rule, row = text.splitlines()
@@ -22,6 +27,7 @@ def test_table_has_the_issue_columns_and_aligned_cells() -> None:
 
 
 def test_ratio_and_numbers() -> None:
+    """Ratios, numbers with units and percentiles are formatted as the report shows them."""
     assert Figure("k", "t", "", 5.0, 0.0, "", "", None).ratio is None
     assert report.fmt_ratio(2.5) == "2.5x"
     assert report.fmt_number(25_422.4, "ev/s") == "25,422 ev/s"
@@ -31,6 +37,7 @@ def test_ratio_and_numbers() -> None:
 
 
 def test_compute_endpoint_picks_region_and_interface() -> None:
+    """The baseline client picks the public compute endpoint of the asked region."""
     catalog = [
         {"type": "identity", "endpoints": []},
         {
@@ -47,18 +54,29 @@ def test_compute_endpoint_picks_region_and_interface() -> None:
 
 
 def test_proc_readers_see_this_process() -> None:
+    """Resident memory and CPU time are read from /proc for a live process."""
     assert scale.resident_bytes(os.getpid()) > 10 * 2**20
     assert scale.process_cpu_seconds(os.getpid()) > 0
 
 
 def test_simulators_alone() -> None:
+    """Every simulator figure is measured (a positive rate or duration) over what was served."""
     sims = measures.measure_simulators(vms=50, requests_n=20, ves_events=500, aai_regions=20)
     assert sims["aai_list_regions"] == 20
-    assert sims["nova_empty_changes_per_s"] > 20
-    assert sims["ves_batch_events_per_s"] > sims["ves_batch_events_per_s_validating"] > 0
+    assert sims["nova_full_list_vms"] == 50 and sims["nova_full_list_bytes"] > 0
+    for key in (
+        "nova_full_list_ms",
+        "nova_empty_changes_per_s",
+        "keystone_tokens_per_s",
+        "ves_batch_events_per_s",
+        "ves_batch_events_per_s_validating",
+        "aai_list_ms",
+    ):
+        assert sims[key] > 0, key
 
 
 def test_region_poll_against_the_per_vm_baseline() -> None:
+    """vesagent makes one Nova request per poll where the per-VM baseline makes one per VM."""
     figures, side = measures.measure_region_poll(vms=40, incremental_polls=2, full_polls=1)
     by_key = {f.key: f for f in figures}
     nova = by_key["nova_requests_per_poll"]
@@ -69,6 +87,7 @@ def test_region_poll_against_the_per_vm_baseline() -> None:
 
 
 def test_keystone_tokens_are_reused_until_near_expiry() -> None:
+    """Tokens are reused until near expiry: a few authentications, not one per poll."""
     (fig,), _ = measures.measure_keystone(
         window=2.6, test_lifetime=121.0, cadence=0.05, baseline_polls=1
     )
@@ -79,15 +98,17 @@ def test_keystone_tokens_are_reused_until_near_expiry() -> None:
     assert fig.baseline == 360.0
 
 
-def test_delivery_batched_beats_one_per_request() -> None:
+def test_delivery_batches_events_into_one_request() -> None:
+    """300 events go to the collector in one batch request; both delivery rates are measured."""
     figures, _ = measures.measure_delivery(events=300, single_events=30, validating_events=60)
     batched = figures[0]
     assert batched.notes["requests"] == 1  # 300 events fit one batch
-    assert batched.vesagent > batched.baseline > 0
+    assert batched.vesagent > 0 and batched.baseline is not None and batched.baseline > 0
 
 
 def test_reconcile_passes_over_unchanged_regions() -> None:
+    """Reconcile passes over unchanged regions are measured and the figure serialises."""
     (fig,), _ = measures.measure_reconcile(regions=30, passes=2)
-    assert 0 < fig.vesagent < 1000
+    assert fig.vesagent > 0 and fig.unit == "ms"
     assert fig.baseline is not None and fig.baseline > 0
     json.dumps(fig.to_json())
