@@ -22,7 +22,6 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from waitress.server import create_server
 
-from vesagent.aai_client import Conflict
 from vesagent.config import (
     CONFIG_KEY,
     masked,
@@ -30,7 +29,7 @@ from vesagent.config import (
     parse_vesagent_config,
     remove_from_cloud_extra_info,
 )
-from vesagent.errors import ConfigError, PermanentError, TemporaryError
+from vesagent.errors import ConfigError, Conflict, PermanentError, TemporaryError
 from vesagent.logs import REDACTED, get_logger
 from vesagent.model import RegionKey
 from vesagent.openapi import openapi_document
