@@ -38,7 +38,7 @@ def server_delay(retry_state: RetryCallState, cap: float = RETRY_AFTER_MAX) -> f
     return min(float(delay), cap)
 
 
-class wait_honouring(wait_base):  # noqa: N801 (tenacity's naming for waits)
+class wait_honouring(wait_base):  # named like tenacity's own waits
     """``base``'s wait, but at least the server's ``Retry-After`` (bounded by ``cap``)."""
 
     def __init__(self, base: wait_base, cap: float = RETRY_AFTER_MAX) -> None:

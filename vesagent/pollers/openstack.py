@@ -660,7 +660,9 @@ class ComputeClient:
                 service="keystone",
             )
         # Unclassified: worth another try next cycle (the poller logs it).
-        return TemporaryError(f"OpenStack call to {where} failed (region {region}): {excerpt(text)}")
+        return TemporaryError(
+            f"OpenStack call to {where} failed (region {region}): {excerpt(text)}"
+        )
 
     def _endpoint_label(self) -> str:
         return f"the compute API (catalog of {self._identity_url})"

@@ -275,7 +275,9 @@ class Sender:
 
         retrying = Retrying(
             retry=retry_if_exception_type(HOLDING_ERRORS),
-            wait=wait_honouring(wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)),
+            wait=wait_honouring(
+                wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
+            ),
             stop=stop_when_event_set(self._stop),
             sleep=pause,
             reraise=False,
