@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -54,7 +54,7 @@ class RegionRecord:
 
 
 def credentials_from_esr(
-    record: RegionRecord, esr_list: list[Mapping[str, Any]], openstack_region: str | None = None
+    record: RegionRecord, esr_list: Sequence[Mapping[str, Any]], openstack_region: str | None = None
 ) -> VimCredentials | None:
     """The first esr-system-info (preferring system-type VIM) as keystoneauth credentials."""
     if not esr_list:

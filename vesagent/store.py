@@ -616,7 +616,8 @@ class Store:
         """
         if ids is None and collector is None:
             return []
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[object] = []
         if ids is not None:
             chosen = sorted({int(i) for i in ids})
             if not chosen:
