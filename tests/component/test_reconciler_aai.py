@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import requests
 
+from tests.component.conftest import API_PASSWORD, API_USER, OWNER, PREFIX, VIMID, RealAgent
 from tests.helpers import wait_until
 from vesagent.aai_client import AaiClient, RegionRecord
 from vesagent.errors import TemporaryError
@@ -207,3 +209,37 @@ def test_failed_reads_back_off_exponentially_and_success_resets() -> None:
     assert reader.lookup([record])[record.key].credentials is not None
     assert [backoff_delay(n) for n in range(5)] == [0.0, 5.0, 10.0, 20.0, 40.0]
     assert backoff_delay(50) == 300.0
+
+
+def test_slow_region_does_not_stall_a_rest_post_for_another(real: RealAgent) -> None:
+    """With one region's esr reads taking 3 s, a POST for another answers within a second or so."""
+    slow = AaiSim.make_region(
+        OWNER,
+        "RegionSlow",
+        extra_info=CONFIG,
+        keystone_url=real.openstack.keystone_url,
+        username="admin",
+        password="admin",
+        project="admin",
+    )
+    real.aai.put_region(slow)
+    real.aai.inject(
+        status=None,
+        latency=3.0,
+        path_prefix=f"/aai/v13/cloud-infrastructure/cloud-regions/cloud-region/{OWNER}/RegionSlow/esr",
+    )
+    config = {
+        "ves_subscription": {"endpoint": real.endpoint, "username": "sample1", "password": "x"},
+        "backlogs": [{"domain": "fault", "type": "vm"}],
+    }
+    for _attempt in range(2):  # the first while the slow read is new, then while it runs
+        started = time.monotonic()
+        response = requests.post(
+            f"{real.url}{PREFIX}/{VIMID}/vesagent",
+            json={"vesagent_config": config},
+            auth=(API_USER, API_PASSWORD),
+            timeout=10,
+        )
+        assert response.status_code in (200, 201), response.text
+        assert time.monotonic() - started < 2.5
+        assert response.json()["status"]["running"] is True
