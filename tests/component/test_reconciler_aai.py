@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 import requests
 
-from tests.component.conftest import API_PASSWORD, API_USER, OWNER, PREFIX, VIMID, RealAgent
+from tests.component.conftest import (
+    API_PASSWORD,
+    API_USER,
+    OWNER,
+    PREFIX,
+    REGION,
+    VIMID,
+    RealAgent,
+)
 from tests.helpers import wait_until
 from vesagent.aai_client import AaiClient, RegionRecord
 from vesagent.errors import TemporaryError
@@ -243,3 +251,37 @@ def test_slow_region_does_not_stall_a_rest_post_for_another(real: RealAgent) -> 
         assert response.status_code in (200, 201), response.text
         assert time.monotonic() - started < 2.5
         assert response.json()["status"]["running"] is True
+
+
+def _esr_reads(real: RealAgent) -> int:
+    prefix = f"/aai/v13/cloud-infrastructure/cloud-regions/cloud-region/{OWNER}/{REGION}/esr"
+    return real.aai.requests.total(prefix)
+
+
+def _vim_failures(real: RealAgent) -> int:
+    status = real.get(f"/{VIMID}/vesagent").json()["status"]
+    return (status.get("vim") or {}).get("consecutive_failures", 0)
+
+
+def test_missing_admin_role_does_not_reread_credentials(real: RealAgent) -> None:
+    """Nova's 403 (a member, not admin) fails polls but never re-reads esr-system-info."""
+    esr_of_member = {**esr(password="demo"), "user-name": "demo", "default-tenant": "demo"}
+    esr_of_member["service-url"] = real.openstack.keystone_url
+    real.aai.set_credentials(OWNER, REGION, esr_of_member)
+    real.configure()
+    wait_until(lambda: _vim_failures(real) >= 3, what="three failed polls")
+    assert _esr_reads(real) == 1
+
+
+def test_refused_password_rereads_credentials_until_fixed(real: RealAgent) -> None:
+    """Keystone's 401 has esr-system-info read again; the fixed password is picked up."""
+    wrong = {**esr(password="wrong"), "user-name": "admin"}
+    wrong["service-url"] = real.openstack.keystone_url
+    real.aai.set_credentials(OWNER, REGION, wrong)
+    real.configure()
+    wait_until(lambda: _esr_reads(real) >= 3, what="esr read again after 401s")
+    real.aai.set_credentials(OWNER, REGION, {**wrong, "password": "admin"})
+    wait_until(
+        lambda: (real.get(f"/{VIMID}/vesagent").json()["status"].get("last_poll") or {}).get("ok"),
+        what="a good poll with the fixed password",
+    )
