@@ -1,10 +1,11 @@
 """VIM credentials (A&AI esr-system-info) read off the reconcile pass's critical path.
 
 Why: one region whose esr-system-info read is slow (or times out and retries) must not stall a
-reconcile pass, nor a REST POST for another region. Each region's read runs in its own daemon
-thread (at most one at a time per region, at most ``max_reads`` at once); a pass waits for the
-reads it started for at most ``wait`` seconds and goes on without the late ones, which are taken
-up by a later pass (``on_late_result`` asks for one as soon as they land).
+reconcile pass, nor a REST POST for another region. Reads run on ``max_reads`` daemon worker
+threads (at most one read at a time per region); a pass waits for the reads it started for at
+most ``wait`` seconds and goes on without the late ones, which are taken up by a later pass
+(``on_late_result`` asks for one as soon as they land). Daemon threads, not an executor: a
+read hanging on an unreachable A&AI must not hold up the agent's exit.
 
 What is remembered, and for how long:
 
@@ -21,6 +22,7 @@ What is remembered, and for how long:
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -82,7 +84,11 @@ class CredentialReader:
     ) -> None:
         self._read = read
         self._wait = wait
-        self._slots = threading.BoundedSemaphore(max_reads)
+        self._max_reads = max_reads
+        self._queue: queue.SimpleQueue[tuple[RegionRecord, Future[VimCredentials | None]]] = (
+            queue.SimpleQueue()
+        )
+        self._workers: list[threading.Thread] = []
         self._clock = clock
         self._on_late_result = on_late_result
         self._backoff = (backoff_initial, backoff_max)
@@ -137,21 +143,28 @@ class CredentialReader:
         future: Future[VimCredentials | None] = Future()
         self._reads[record.key] = (record.resource_version, future)
         self.reads_started += 1
+        self._queue.put((record, future))
+        if len(self._workers) < min(self._max_reads, len(self._reads)):
+            worker = threading.Thread(
+                target=self._work, name=f"esr-read-{len(self._workers)}", daemon=True
+            )
+            self._workers.append(worker)
+            worker.start()
+        return future
 
-        def run() -> None:
-            with self._slots:
-                try:
-                    future.set_result(self._read(record))
-                except BaseException as exc:  # delivered to the pass thread via the future
-                    future.set_exception(exc)
+    def _work(self) -> None:
+        """A worker thread: read what is queued, for ever (daemon)."""
+        while True:
+            record, future = self._queue.get()
+            try:
+                future.set_result(self._read(record))
+            except BaseException as exc:  # delivered to the pass thread via the future
+                future.set_exception(exc)
             with self._lock:
                 late = record.key in self._late
                 self._late.discard(record.key)
             if late:
                 self._on_late_result()
-
-        threading.Thread(target=run, name=f"esr-{record.key.vimid}"[:60], daemon=True).start()
-        return future
 
     def _harvest(self, records: list[RegionRecord]) -> None:
         """Take the finished reads' results into the caches (pass thread only)."""
