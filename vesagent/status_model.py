@@ -29,7 +29,7 @@ def iso(ts: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-class Problem(BaseModel):
+class ConfigProblem(BaseModel):
     """One problem of a configuration: where (a JSON path, "" for the whole) and what."""
 
     model_config = _MODEL
@@ -99,8 +99,8 @@ class RegionDetail(BaseModel):
     model_config = _MODEL
     managed: bool
     running: bool
-    config_errors: list[Problem] = Field(default_factory=list)
-    config_warnings: list[Problem] = Field(default_factory=list)
+    config_errors: list[ConfigProblem] = Field(default_factory=list)
+    config_warnings: list[ConfigProblem] = Field(default_factory=list)
     credentials_error: str | None = None
     collector: CollectorStatus | None = None
     last_poll: PollStatus | None = None
@@ -271,9 +271,9 @@ def region_detail(agent: Any, key: RegionKey) -> RegionDetail:
         managed=spec is not None,
         running=poller is not None,
         config_errors=[
-            Problem(path=p, message=m) for p, m in (state.config_errors if state else [])
+            ConfigProblem(path=p, message=m) for p, m in (state.config_errors if state else [])
         ],
-        config_warnings=[Problem(path=p, message=m) for p, m in cache.warnings.get(key, [])],
+        config_warnings=[ConfigProblem(path=p, message=m) for p, m in cache.warnings.get(key, [])],
         credentials_error=state.credentials_error if state else None,
     )
     if spec is not None:

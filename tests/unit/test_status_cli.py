@@ -18,7 +18,7 @@ from vesagent import status
 from vesagent.status_model import (
     BacklogStatus,
     ConfigView,
-    Problem,
+    ConfigProblem,
     RegionDetail,
     RegionList,
     RegionSummary,
@@ -71,7 +71,7 @@ def test_config_errors_hide_scope_that_may_not_match() -> None:
         status=RegionDetail(
             managed=True,
             running=True,
-            config_errors=[Problem(path="backlogs[1].poll_interval", message="must be > 0")],
+            config_errors=[ConfigProblem(path="backlogs[1].poll_interval", message="must be > 0")],
             credentials_error="no esr-system-info with a service-url",
             backlogs=[
                 BacklogStatus(key="k1", domain="fault", type="vm", interval=10, running=True)
