@@ -17,8 +17,8 @@ from tests.helpers import free_port
 from vesagent import status
 from vesagent.status_model import (
     BacklogStatus,
-    ConfigView,
     ConfigProblem,
+    ConfigView,
     RegionDetail,
     RegionList,
     RegionSummary,
