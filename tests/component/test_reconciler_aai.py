@@ -285,3 +285,26 @@ def test_refused_password_rereads_credentials_until_fixed(real: RealAgent) -> No
         lambda: (real.get(f"/{VIMID}/vesagent").json()["status"].get("last_poll") or {}).get("ok"),
         what="a good poll with the fixed password",
     )
+
+
+def test_config_edit_is_not_held_back_by_a_slow_credentials_read(aai: AaiSim) -> None:
+    """A new resource-version re-reads esr; while that read is slow the last good ones serve."""
+    aai.put_region(region("A"))
+    rec, pollers = reconciler(aai, credentials_wait=0.2)
+    rec.sync()
+    key = RegionKey("Owner", "A")
+    before = pollers.running[key].spec
+    aai.inject(
+        status=None,
+        latency=2.0,
+        count=1,
+        path_prefix="/aai/v13/cloud-infrastructure/cloud-regions/cloud-region/Owner/A/esr",
+    )
+    edited = json.loads(CONFIG)
+    edited["vesagent_config"]["backlogs"][0]["tenant"] = "demo"
+    aai.set_extra_info("Owner", "A", json.dumps(edited))
+    started = time.monotonic()
+    rec.sync()
+    assert time.monotonic() - started < 1.5
+    after = pollers.running[key].spec
+    assert after.config != before.config and after.creds == before.creds

@@ -17,7 +17,9 @@ What is remembered, and for how long:
   cloud-region first and its esr-system-info seconds later) is NOT remembered: it is read again
   on every pass until they appear;
 - a failed read (A&AI error or timeout) puts the region in an exponential backoff
-  (``backoff_delay``), which a successful read resets.
+  (``backoff_delay``), which a successful read resets. Meanwhile (and while a read for a new
+  resource-version runs) the region's last good credentials stand in, so an edited
+  ``vesagent_config`` is not held back by a slow esr-system-info read.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ class CredentialReader:
         self._reads: dict[RegionKey, tuple[str, Future[VimCredentials | None]]] = {}
         self._failures: dict[RegionKey, tuple[int, float, str]] = {}  # count, retry at, error
         self._problems: dict[RegionKey, str] = {}
+        self._latest: dict[RegionKey, VimCredentials] = {}  # last good, whatever the version
         self._lock = threading.Lock()
         self._forgotten: set[RegionKey] = set()
         self._late: set[RegionKey] = set()
@@ -137,7 +140,8 @@ class CredentialReader:
             return CredentialsView(creds)
         failure = self._failures.get(key)
         problem = self._problems.get(key) or (failure[2] if failure else None)
-        return CredentialsView(None, problem, pending=key in self._reads)
+        standin = None if problem == MISSING else self._latest.get(key)
+        return CredentialsView(standin, problem, pending=key in self._reads)
 
     def _start(self, record: RegionRecord) -> Future[VimCredentials | None]:
         future: Future[VimCredentials | None] = Future()
@@ -171,6 +175,7 @@ class CredentialReader:
         with self._lock:
             forgotten, self._forgotten = self._forgotten, set()
         for key in forgotten:
+            self._latest.pop(key, None)
             for cache_key in [k for k in self._good if k[0] == key]:
                 self._good.pop(cache_key, None)
         listed = {r.key for r in records}
@@ -188,6 +193,7 @@ class CredentialReader:
                 continue
             self._failures.pop(key, None)
             if creds is None:
+                self._latest.pop(key, None)
                 if self._problems.get(key) != MISSING:
                     log.error("credentials.missing", vimid=key.vimid, error=MISSING)
                 self._problems[key] = MISSING  # not cached: read again next pass
@@ -197,8 +203,9 @@ class CredentialReader:
                 self._problems.pop(key, None)
                 if key not in forgotten:
                     self._good[(key, version)] = creds
+                    self._latest[key] = creds
         # Regions no longer listed leave nothing behind.
-        for table in (self._failures, self._problems):
+        for table in (self._failures, self._problems, self._latest):
             for key in [k for k in table if k not in listed]:
                 del table[key]
 
