@@ -42,7 +42,8 @@ _PROBLEM = {
 def model_schemas() -> dict[str, Any]:
     """``components.schemas`` for the status models, refs pointing inside the document."""
     _refs, top = models_json_schema(
-        [(model, "serialization") for model in _MODELS],
+        # Answers as the API sends them; the request body as the API accepts it.
+        [(m, "validation" if m is RequeueRequest else "serialization") for m in _MODELS],
         ref_template="#/components/schemas/{model}",
     )
     return dict(top.get("$defs", {}))
@@ -162,7 +163,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
-            "schemas": {"Problem": _PROBLEM, **model_schemas()},
+            "schemas": {**model_schemas(), "Problem": _PROBLEM},
         },
         "security": [{"basic": []}],
     }
