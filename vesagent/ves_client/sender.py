@@ -35,11 +35,9 @@ from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wai
 
 from vesagent.errors import (
     CredentialsRefused,
-    PermanentError,
     PermissionDenied,
     TemporaryError,
     error_for_status,
-    excerpt,
 )
 from vesagent.logs import get_logger
 from vesagent.metrics import Metrics
@@ -431,8 +429,7 @@ class Sender:
             raise TemporaryError(f"{message}: HTTP {response.status_code}", service="ves")
         if isinstance(error, HOLDING_ERRORS):
             raise error
-        assert isinstance(error, PermanentError)
-        return DeliveryOutcome(response.status_code, error.excerpt or excerpt(response.text))
+        return DeliveryOutcome(response.status_code, error.excerpt)
 
     def _count(self, collector: str, outcome: str, n: int) -> None:
         if n:
