@@ -2,35 +2,29 @@
 
 Follows the real A&AI REST API (CONTRACT.md section 3): Basic auth, ``X-FromAppId: vesagent``,
 a fresh ``X-TransactionId`` per request, ``Accept: application/json`` (without it A&AI answers
-XML), ``resultIndex``/``resultSize`` paging. Failures are classified here, once: connection
-errors, timeouts and 5xx are temporary (retried a few times with jitter), the rest permanent.
+XML), ``resultIndex``/``resultSize`` paging. Failures are classified once, at this edge, by
+``vesagent.errors.error_for_status``: connection errors, timeouts, 5xx, 408 and 429 are
+temporary (reads are retried a few times, honouring ``Retry-After``), 401 is
+``CredentialsRefused``, 403 ``PermissionDenied``, 412 ``Conflict``, other 4xx ``Rejected``.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
-from vesagent.errors import PermanentError, TemporaryError
+from vesagent.errors import PermanentError, TemporaryError, error_for_status
 from vesagent.model import RegionKey
 from vesagent.pollers.openstack import VimCredentials, ca_bundle_file
 from vesagent.retrying import aai_read
 
 REGIONS_PATH = "cloud-infrastructure/cloud-regions"
-
-
-class NotFound(PermanentError):
-    """A&AI answered 404 for a node."""
-
-
-class Conflict(PermanentError):
-    """A&AI answered 412: resource-version missing or stale (re-read and retry)."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +54,7 @@ class RegionRecord:
 
 
 def credentials_from_esr(
-    record: RegionRecord, esr_list: list[Mapping[str, Any]], openstack_region: str | None = None
+    record: RegionRecord, esr_list: Sequence[Mapping[str, Any]], openstack_region: str | None = None
 ) -> VimCredentials | None:
     """The first esr-system-info (preferring system-type VIM) as keystoneauth credentials."""
     if not esr_list:
@@ -131,11 +125,18 @@ class AaiClient:
                 method, url, headers=headers, timeout=self._timeout, **kwargs
             )
         except requests.Timeout as exc:
-            raise TemporaryError(f"A&AI {method} {url}: timed out") from exc
+            raise TemporaryError(f"A&AI {method} {url}: timed out", service="aai") from exc
         except requests.ConnectionError as exc:
-            raise TemporaryError(f"A&AI {method} {url}: cannot connect") from exc
-        if response.status_code >= 500 or response.status_code in (408, 429):
-            raise TemporaryError(f"A&AI {method} {url}: HTTP {response.status_code}")
+            raise TemporaryError(f"A&AI {method} {url}: cannot connect", service="aai") from exc
+        error = error_for_status(
+            "aai",
+            response.status_code,
+            f"A&AI {method} {url}",
+            headers=response.headers,
+            body=response.content,
+        )
+        if isinstance(error, TemporaryError):
+            raise error
         return response
 
     def _read(self, path: str, params: dict[str, Any] | None = None) -> requests.Response:
@@ -149,18 +150,25 @@ class AaiClient:
         try:
             return response.json()
         except ValueError as exc:
-            raise TemporaryError(f"A&AI {what}: answer is not JSON") from exc
+            raise TemporaryError(f"A&AI {what}: answer is not JSON", service="aai") from exc
 
     @staticmethod
     def _fail(response: requests.Response, what: str) -> PermanentError:
-        text = response.text[:300]
-        if response.status_code == 403:
-            return PermanentError(f"A&AI {what}: HTTP 403 (check VESAGENT_AAI_USERNAME/PASSWORD)")
-        if response.status_code == 404:
-            return NotFound(f"A&AI {what}: not found")
-        if response.status_code == 412:
-            return Conflict(f"A&AI {what}: HTTP 412 {text}")
-        return PermanentError(f"A&AI {what}: HTTP {response.status_code} {text}")
+        """The error for an answer the caller cannot use (the one classification, plus a hint)."""
+        message = f"A&AI {what}"
+        if response.status_code in (401, 403):
+            message += " (check VESAGENT_AAI_USERNAME/PASSWORD and the user's A&AI role)"
+        error = error_for_status(
+            "aai", response.status_code, message, headers=response.headers, body=response.content
+        )
+        if isinstance(error, PermanentError):
+            return error
+        # A 2xx/3xx the caller did not expect (e.g. 204 on a read): nothing to retry.
+        return PermanentError(
+            f"{message}: unexpected HTTP {response.status_code}",
+            service="aai",
+            status=response.status_code,
+        )
 
     # -- reads ---------------------------------------------------------------------------
     def list_regions(self) -> list[RegionRecord]:
@@ -214,7 +222,7 @@ class AaiClient:
 
     # -- writes (REST API) ---------------------------------------------------------------
     def put_region(self, key: RegionKey, body: dict[str, Any]) -> None:
-        """PUT the region with its current ``resource-version`` (412 -> ``Conflict``)."""
+        """PUT the region with its current ``resource-version`` (412 -> ``errors.Conflict``)."""
         response = self._request("PUT", self.region_path(key), json=body)
         if response.status_code not in (200, 201):
             raise self._fail(response, f"update {key.vimid}")

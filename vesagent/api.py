@@ -14,15 +14,14 @@ import base64
 import hmac
 import json
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 from waitress.server import create_server
 
-from vesagent.aai_client import Conflict
 from vesagent.config import (
     CONFIG_KEY,
     masked,
@@ -30,12 +29,17 @@ from vesagent.config import (
     parse_vesagent_config,
     remove_from_cloud_extra_info,
 )
-from vesagent.errors import ConfigError, PermanentError, TemporaryError
+from vesagent.errors import ConfigError, Conflict, PermanentError, TemporaryError
 from vesagent.logs import REDACTED, get_logger
 from vesagent.model import RegionKey
 from vesagent.openapi import openapi_document
-from vesagent.pollers.hosts import host_selected
-from vesagent.pollers.poller import selector_for
+from vesagent.status_model import (
+    RequeueRequest,
+    RequeueResult,
+    dead_letter_list,
+    region_detail,
+    region_list,
+)
 
 log = get_logger("vesagent.api")
 PREFIXES = ("/api/multicloud/v0", "/api/multicloud-ocata/v0")
@@ -54,88 +58,9 @@ def _error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
     return jsonify({"error": message, **extra}), status
 
 
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
 def region_status(agent: Any, key: RegionKey) -> dict[str, Any]:
-    """Runtime status of one region: per backlog and for the region as a whole."""
-    poller = agent.pollers.get(key)
-    state = agent.reconciler.cache.state.get(key)
-    spec = agent.reconciler.cache.config.get(key)
-    status: dict[str, Any] = {
-        "managed": spec is not None,
-        "running": poller is not None,
-        "config_errors": [
-            {"path": path, "message": message}
-            for path, message in (state.config_errors if state else [])
-        ],
-        "config_warnings": [
-            {"path": path, "message": message}
-            for path, message in agent.reconciler.cache.warnings.get(key, [])
-        ],
-        "credentials_error": state.credentials_error if state else None,
-        "backlogs": [],
-    }
-    if spec is not None:
-        endpoint = spec.config.ves_subscription.endpoint
-        status["collector"] = {
-            "endpoint": endpoint,
-            "outbox_depth": agent.store.depth(endpoint),
-            "last_delivery": _iso(agent.sender.last_success.get(endpoint)),
-            "last_error": agent.sender.last_error.get(endpoint),
-        }
-    if poller is None or spec is None:
-        return status
-    last = poller.last
-    status["last_poll"] = {
-        "at": _iso(last.finished) if last else None,
-        "ok": last.ok if last else None,
-        "error": (last.error or None) if last else None,
-        "servers_seen": last.servers_seen if last else None,
-        "nova_requests": last.requests if last else None,
-    }
-    status["tracked_servers"] = len(poller.servers)
-    status["active_alarms"] = len(poller.alarms)
-    status["last_event"] = _iso(poller.last_event_at)
-    if poller.hypervisors:
-        status["hypervisors"] = dict(sorted(poller.hypervisors.items()))
-    status["vim"] = {
-        "consecutive_failures": poller.health.consecutive_failures,
-        "last_failure": poller.health.last_reason or None,
-    }
-    last_run = {
-        "fault": status["last_poll"]["at"],
-        "tca": _iso(poller.last_measure_at),
-        "measurement": _iso(poller.last_measure_at),
-        "heartbeat": _iso(poller.last_heartbeat_at),
-    }
-    servers = list(poller.servers.values())
-    alarms = list(poller.alarms)
-    for backlog in spec.config.backlogs:
-        entry: dict[str, Any] = {
-            "key": backlog.key,
-            "domain": backlog.domain,
-            "type": backlog.type,
-            "interval": spec.config.interval_of(backlog),
-            "running": True,
-            "last_run": last_run.get(backlog.domain),
-        }
-        if backlog.type == "vm" and backlog.domain != "heartbeat":
-            selector = selector_for(backlog, poller.cached_tenant)
-            ids = {s.id for s in servers if selector.matches(s)}
-            entry["matched_vms"] = len(ids)
-            entry["active_alarms"] = sum(1 for sid, _c in alarms if sid in ids)
-        elif backlog.type == "host" and backlog.domain == "fault":
-            hosts = [h for h in poller.hosts if host_selected(backlog, h)]
-            entry["matched_hosts"] = len(hosts)
-            entry["active_alarms"] = sum(1 for sid, c in alarms if c == "Host" and sid in hosts)
-        elif backlog.type == "vim" and backlog.domain == "fault":
-            entry["active_alarms"] = sum(1 for _sid, c in alarms if c == "VIM")
-        status["backlogs"].append(entry)
-    return status
+    """Runtime status of one region (``status_model.RegionDetail``) as JSON."""
+    return region_detail(agent, key).model_dump(mode="json")
 
 
 class RegionNotFound(LookupError):
@@ -306,34 +231,33 @@ def create_app(agent: Any) -> Flask:
 
     @api.get("/vesagent")
     def list_regions() -> Any:
-        regions = []
-        for key, spec in sorted(agent.reconciler.cache.config.items()):
-            poller = agent.pollers.get(key)
-            state = agent.reconciler.cache.state.get(key)
-            last = poller.last if poller else None
-            regions.append(
-                {
-                    "vimid": key.vimid,
-                    "backlogs": len(spec.config.backlogs),
-                    "running": poller is not None,
-                    "last_poll": _iso(last.finished) if last else None,
-                    "last_poll_ok": last.ok if last else None,
-                    "tracked_servers": len(poller.servers) if poller else 0,
-                    "active_alarms": len(poller.alarms) if poller else 0,
-                    "outbox_depth": agent.store.depth(spec.config.ves_subscription.endpoint),
-                    "config_error": bool(state and state.config_errors),
-                }
-            )
-        return jsonify(
-            {
-                "shard": str(agent.settings.shard),
-                "aai": {
-                    "last_success": _iso(agent.reconciler.last_success),
-                    "last_error": agent.reconciler.last_error,
-                },
-                "regions": regions,
-            }
-        )
+        return jsonify(region_list(agent).model_dump(mode="json"))
+
+    # -- dead letters: what the collectors refused for its content, and re-queueing it ------
+    @api.get("/deadletters")
+    def list_dead_letters() -> Any:
+        limit = request.args.get("limit", default=100, type=int)
+        if limit is None or not 1 <= limit <= 1000:
+            return _error(400, "limit must be an integer from 1 to 1000")
+        letters = dead_letter_list(agent.store, request.args.get("collector"), limit)
+        return jsonify(letters.model_dump(mode="json"))
+
+    @api.post("/deadletters/requeue")
+    def requeue_dead_letters() -> Any:
+        try:
+            wanted = RequeueRequest.model_validate(request.get_json(silent=True))
+        except ValidationError as exc:
+            problems = [
+                {"path": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                for e in exc.errors(include_url=False, include_input=False)
+            ]
+            return _error(400, "invalid requeue request", problems=problems)
+        if wanted.ids is None and wanted.collector is None:
+            return _error(400, 'give "ids", "collector" or both')
+        requeued = agent.store.requeue_dead_letters(wanted.ids, wanted.collector)
+        log.info("api.dead_letters_requeued", count=len(requeued), collector=wanted.collector)
+        agent.sender.wake(wanted.collector)  # None: every collector
+        return jsonify(RequeueResult(requeued=requeued).model_dump(mode="json"))
 
     @api.get("/swagger.json")
     def swagger() -> Any:

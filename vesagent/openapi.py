@@ -1,8 +1,25 @@
-"""The OpenAPI 3 document of the REST API, served at ``/api/multicloud/v0/swagger.json``."""
+"""The OpenAPI 3 document of the REST API, served at ``/api/multicloud/v0/swagger.json``.
+
+The schemas of the status views come from ``vesagent.status_model`` (``model_json_schema``),
+so the document describes exactly what the API sends and what ``vesagent status`` reads.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from vesagent.status_model import (
+    ConfigView,
+    DeadLetterList,
+    RegionList,
+    RequeueRequest,
+    RequeueResult,
+)
+
+#: The models whose schemas are components of the document (with everything they refer to).
+_MODELS = (ConfigView, RegionList, DeadLetterList, RequeueRequest, RequeueResult)
 
 _PROBLEM = {
     "type": "object",
@@ -21,58 +38,15 @@ _PROBLEM = {
     },
 }
 
-_STATUS = {
-    "type": "object",
-    "required": ["managed", "running", "config_errors", "backlogs"],
-    "properties": {
-        "managed": {"type": "boolean"},
-        "running": {"type": "boolean"},
-        "config_errors": {"type": "array", "items": {"type": "object"}},
-        "config_warnings": {"type": "array", "items": {"type": "object"}},
-        "credentials_error": {"type": ["string", "null"]},
-        "collector": {
-            "type": "object",
-            "properties": {
-                "endpoint": {"type": "string"},
-                "outbox_depth": {"type": "integer"},
-                "last_delivery": {"type": ["string", "null"]},
-                "last_error": {"type": ["string", "null"]},
-            },
-        },
-        "last_poll": {"type": "object"},
-        "tracked_servers": {"type": "integer"},
-        "active_alarms": {"type": "integer"},
-        "last_event": {"type": ["string", "null"]},
-        "backlogs": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["key", "domain", "type", "interval", "running"],
-                "properties": {
-                    "key": {"type": "string"},
-                    "domain": {"type": "string"},
-                    "type": {"type": "string"},
-                    "interval": {"type": "number"},
-                    "running": {"type": "boolean"},
-                    "matched_vms": {"type": "integer"},
-                    "matched_hosts": {"type": "integer"},
-                    "last_run": {"type": ["string", "null"]},
-                    "active_alarms": {"type": "integer"},
-                },
-            },
-        },
-    },
-}
 
-_CONFIG_VIEW = {
-    "type": "object",
-    "required": ["vimid", "vesagent_config", "status"],
-    "properties": {
-        "vimid": {"type": "string"},
-        "vesagent_config": {"type": "object"},
-        "status": {"$ref": "#/components/schemas/RegionStatus"},
-    },
-}
+def model_schemas() -> dict[str, Any]:
+    """``components.schemas`` for the status models, refs pointing inside the document."""
+    _refs, top = models_json_schema(
+        # Answers as the API sends them; the request body as the API accepts it.
+        [(m, "validation" if m is RequeueRequest else "serialization") for m in _MODELS],
+        ref_template="#/components/schemas/{model}",
+    )
+    return dict(top.get("$defs", {}))
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -148,36 +122,48 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/deadletters": {
+                "get": {
+                    "summary": "Events the collectors refused for their content, newest first",
+                    "parameters": [
+                        {"name": "collector", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {"$ref": "#/components/schemas/DeadLetterList"}, "dead letters"
+                        ),
+                        "400": _problem("a limit out of range"),
+                    },
+                }
+            },
+            "/deadletters/requeue": {
+                "post": {
+                    "summary": "Put dead letters back in the outbox after a fix",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/RequeueRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(
+                            {"$ref": "#/components/schemas/RequeueResult"}, "re-queued ids"
+                        ),
+                        "400": _problem("neither ids nor collector, or not a valid request"),
+                    },
+                }
+            },
         },
         "components": {
             "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
-            "schemas": {
-                "Problem": _PROBLEM,
-                "RegionStatus": _STATUS,
-                "ConfigView": _CONFIG_VIEW,
-                "RegionList": {
-                    "type": "object",
-                    "required": ["shard", "regions"],
-                    "properties": {
-                        "shard": {"type": "string"},
-                        "aai": {"type": "object"},
-                        "regions": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["vimid", "running"],
-                                "properties": {
-                                    "vimid": {"type": "string"},
-                                    "running": {"type": "boolean"},
-                                    "backlogs": {"type": "integer"},
-                                    "active_alarms": {"type": "integer"},
-                                    "outbox_depth": {"type": "integer"},
-                                },
-                            },
-                        },
-                    },
-                },
-            },
+            "schemas": {**model_schemas(), "Problem": _PROBLEM},
         },
         "security": [{"basic": []}],
     }

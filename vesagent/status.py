@@ -2,7 +2,14 @@
 
 Without ``--vimid``: one line per region of that replica (``GET /api/multicloud/v0/vesagent``).
 With ``--vimid``: the region's collector, last poll, configuration errors and one line per
-backlog (``GET /api/multicloud/v0/{vimid}/vesagent``).
+backlog (``GET /api/multicloud/v0/{vimid}/vesagent``). With ``--dead-letters``: the events the
+collectors refused for their content, with the collector's answer (``GET .../deadletters``);
+``--requeue ID,ID`` (or ``all``, with ``--collector``) puts them back in the outbox after a fix
+(``POST .../deadletters/requeue``).
+
+The answers are parsed into ``vesagent.status_model``, the same models the API builds and the
+OpenAPI document describes: a field the agent does not send is a parse error here, not a
+silent "-".
 
 Exit status: 0 shown, 1 the agent answered with an error (or not with vesagent's JSON), 2 the
 agent cannot be reached. Passwords are never printed: the API masks the configuration's, the
@@ -15,10 +22,20 @@ import argparse
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
+from pydantic import BaseModel, ValidationError
+
+from vesagent.status_model import (
+    ConfigView,
+    DeadLetterList,
+    RegionDetail,
+    RegionList,
+    RegionSummary,
+    RequeueResult,
+)
 
 API_PREFIX = "/api/multicloud/v0"
 DEFAULT_LISTEN = "127.0.0.1:9009"
@@ -28,6 +45,7 @@ EXIT_OK, EXIT_AGENT_ERROR, EXIT_UNREACHABLE = 0, 1, 2
 # scheme://user:password@ : userinfo cannot hold an unencoded / ? or #; greedy up to the last @.
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
 _WILDCARD_HOSTS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]", "[::]": "[::1]"}
+M = TypeVar("M", bound=BaseModel)
 
 
 class AgentError(Exception):
@@ -51,12 +69,24 @@ def shown_url(url: str) -> str:
     return _USERINFO.sub(r"\1", url)
 
 
-def fetch(url: str, auth: tuple[str, str] | None, timeout: float) -> dict[str, Any]:
-    """GET ``url`` and return its JSON object; raises ``Unreachable`` or ``AgentError``."""
+def fetch(
+    url: str,
+    auth: tuple[str, str] | None,
+    timeout: float,
+    *,
+    method: str = "GET",
+    body: Any = None,
+) -> dict[str, Any]:
+    """``method`` ``url`` and return its JSON object; raises ``Unreachable`` or ``AgentError``."""
     where = shown_url(url)
     try:
-        response = requests.get(
-            url, auth=auth, timeout=timeout, headers={"Accept": "application/json"}
+        response = requests.request(
+            method,
+            url,
+            auth=auth,
+            timeout=timeout,
+            headers={"Accept": "application/json"},
+            json=body,
         )
     except requests.exceptions.InvalidURL as exc:
         raise Unreachable(f"{where} is not a usable URL ({type(exc).__name__})") from None
@@ -85,6 +115,19 @@ def fetch(url: str, auth: tuple[str, str] | None, timeout: float) -> dict[str, A
     return body
 
 
+def parse(model: type[M], body: Mapping[str, Any], where: str) -> M:
+    """The agent's answer as ``model``; an answer of another shape is an ``AgentError``."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        path = ".".join(str(p) for p in first["loc"]) or "(top)"
+        raise AgentError(
+            f"{where} answered with an unexpected {model.__name__} ({path}: {first['msg']}); "
+            "is it a vesagent of another version?"
+        ) from None
+
+
 def _refused(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     for _depth in range(10):  # the cause chain is short; bounded anyway
@@ -111,11 +154,19 @@ def _text(value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return str(value)
 
 
-def _outcome(ok: Any) -> str:
-    return ("ok" if ok else "failed") if isinstance(ok, bool) else "-"
+def _outcome(ok: bool | None) -> str:
+    return "-" if ok is None else ("ok" if ok else "failed")
+
+
+def _collector_state(up: bool | None, reason: str | None = None) -> str:
+    if up is None:
+        return "-"
+    return "up" if up else (reason or "down")
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -136,42 +187,44 @@ REGION_HEADER = (
     "VMS",
     "ALARMS",
     "OUTBOX",
+    "DEAD",
+    "COLLECTOR",
     "LAST POLL",
     "RESULT",
     "CONFIG",
 )
 
 
-def region_rows(regions: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+def region_rows(regions: Sequence[RegionSummary]) -> list[list[str]]:
     """One row per region of ``GET /api/multicloud/v0/vesagent``, in REGION_HEADER order."""
     return [
         [
-            _text(r.get("vimid")),
-            _text(r.get("running")),
-            _text(r.get("backlogs")),
-            _text(r.get("tracked_servers")),
-            _text(r.get("active_alarms")),
-            _text(r.get("outbox_depth")),
-            _text(r.get("last_poll")),
-            _outcome(r.get("last_poll_ok")),
-            "error" if r.get("config_error") else "ok",
+            r.vimid,
+            _text(r.running),
+            _text(r.backlogs),
+            _text(r.tracked_servers),
+            _text(r.active_alarms),
+            _text(r.outbox_depth),
+            _text(r.dead_letters),
+            _collector_state(r.collector_up),
+            _text(r.last_poll),
+            _outcome(r.last_poll_ok),
+            "error" if r.config_error else ("no credentials" if r.credentials_error else "ok"),
         ]
         for r in regions
     ]
 
 
-def render_summary(body: Mapping[str, Any], where: str) -> list[str]:
+def render_summary(body: RegionList, where: str) -> list[str]:
     """The agent-wide view: shard, A&AI freshness, then the region table."""
-    aai = body.get("aai") if isinstance(body.get("aai"), dict) else {}
     lines = [
-        f"agent {where}  shard {_text(body.get('shard'))}",
-        f"A&AI: last read {_text(aai.get('last_success'))}, "
-        f"last error: {aai.get('last_error') or 'none'}",
+        f"agent {where}  shard {_text(body.shard)}",
+        f"A&AI: last read {_text(body.aai.last_success)}, "
+        f"last error: {body.aai.last_error or 'none'}",
     ]
-    regions = [r for r in body.get("regions") or [] if isinstance(r, dict)]
-    if not regions:
+    if not body.regions:
         return [*lines, "no region with a vesagent_config in this replica's shard"]
-    return [*lines, "", *format_table(REGION_HEADER, region_rows(regions))]
+    return [*lines, "", *format_table(REGION_HEADER, region_rows(body.regions))]
 
 
 BACKLOG_HEADER = (
@@ -183,7 +236,7 @@ BACKLOG_HEADER = (
     "RUNNING",
     "VMS",
     "ALARMS",
-    "LAST POLL",
+    "LAST RUN",
     "RESULT",
 )
 
@@ -196,76 +249,112 @@ def _scope(backlog: Any) -> str:
     return f"{tenant}/{source}"
 
 
-def backlog_rows(status: Mapping[str, Any], configured: Sequence[Any]) -> list[list[str]]:
+def backlog_rows(status: RegionDetail, configured: Sequence[Any]) -> list[list[str]]:
     """One row per backlog in force; scope from the stored configuration when it lines up."""
-    backlogs = [b for b in status.get("backlogs") or [] if isinstance(b, dict)]
     # The stored text may differ from what runs (an invalid edit keeps the last valid one).
-    aligned = len(configured) == len(backlogs) and not status.get("config_errors")
-    rows = []
-    for index, b in enumerate(backlogs):
-        poll = b.get("last_poll") if isinstance(b.get("last_poll"), dict) else {}
-        rows.append(
-            [
-                _text(b.get("key")),
-                _text(b.get("domain")),
-                _text(b.get("type")),
-                _scope(configured[index]) if aligned else "-",
-                _text(b.get("interval")),
-                _text(b.get("running")),
-                _text(b.get("matched_vms")),
-                _text(b.get("active_alarms")),
-                _text(poll.get("at")),
-                _outcome(poll.get("ok")),
-            ]
-        )
-    return rows
+    aligned = len(configured) == len(status.backlogs) and not status.config_errors
+    return [
+        [
+            b.key,
+            b.domain,
+            b.type,
+            _scope(configured[index]) if aligned else "-",
+            _text(b.interval),
+            _text(b.running),
+            _text(b.matched_vms if b.matched_vms is not None else b.matched_hosts),
+            _text(b.active_alarms),
+            _text(b.last_run),
+            _outcome(b.last_ok),
+        ]
+        for index, b in enumerate(status.backlogs)
+    ]
 
 
-def render_region(body: Mapping[str, Any], where: str) -> list[str]:
+def render_region(body: ConfigView, where: str) -> list[str]:
     """The per-region view of ``GET /api/multicloud/v0/{vimid}/vesagent``."""
-    status = body.get("status") if isinstance(body.get("status"), dict) else {}
-    config = body.get("vesagent_config") if isinstance(body.get("vesagent_config"), dict) else {}
-    running = "running" if status.get("running") else "not running"
-    lines = [f"region {_text(body.get('vimid'))} at {where}: {running}"]
-    if not status.get("managed", True):
+    status = body.status
+    running = "running" if status.running else "not running"
+    lines = [f"region {body.vimid} at {where}: {running}"]
+    if not status.managed:
         lines.append("  not managed by this replica (another shard, or not yet read from A&AI)")
-    poll = status.get("last_poll") if isinstance(status.get("last_poll"), dict) else None
+    poll = status.last_poll
     if poll is not None:
-        detail = f"{_outcome(poll.get('ok'))}"
-        if poll.get("error"):
-            detail += f": {poll['error']}"
+        detail = _outcome(poll.ok) + (f": {poll.error}" if poll.error else "")
         lines.append(
-            f"  last poll: {_text(poll.get('at'))} {detail} "
-            f"({_text(poll.get('servers_seen'))} servers seen, "
-            f"{_text(poll.get('nova_requests'))} Nova requests)"
+            f"  last poll: {_text(poll.at)} {detail} "
+            f"({_text(poll.servers_seen)} servers seen, "
+            f"{_text(poll.nova_requests)} Nova requests)"
         )
-    if "tracked_servers" in status:
+    if status.tracked_servers is not None:
         lines.append(
-            f"  tracked VMs: {_text(status.get('tracked_servers'))}, "
-            f"active alarms: {_text(status.get('active_alarms'))}, "
-            f"last event: {_text(status.get('last_event'))}"
+            f"  tracked VMs: {_text(status.tracked_servers)}, "
+            f"active alarms: {_text(status.active_alarms)}, "
+            f"last event: {_text(status.last_event)}"
         )
-    collector = status.get("collector") if isinstance(status.get("collector"), dict) else None
+    collector = status.collector
     if collector is not None:
         lines.append(
-            f"  collector: {shown_url(str(collector.get('endpoint') or '-'))} "
-            f"outbox {_text(collector.get('outbox_depth'))}, "
-            f"last delivery {_text(collector.get('last_delivery'))}, "
-            f"last error: {collector.get('last_error') or 'none'}"
+            f"  collector: {shown_url(collector.endpoint)} "
+            f"{_collector_state(collector.up, collector.reason)}, "
+            f"outbox {collector.outbox_depth}, dead letters {collector.dead_letters}, "
+            f"last delivery {_text(collector.last_delivery)}, "
+            f"last error: {collector.last_error or 'none'}"
         )
-    if status.get("credentials_error"):
-        lines.append(f"  VIM credentials: {status['credentials_error']}")
-    errors = [e for e in status.get("config_errors") or [] if isinstance(e, dict)]
-    if errors:
+    if status.credentials_error:
+        lines.append(f"  VIM credentials: {status.credentials_error}")
+    if status.config_errors:
         lines.append("  configuration errors (the last valid configuration stays in force):")
-        lines += [f"    {e.get('path') or '(top)'}: {e.get('message')}" for e in errors]
-    configured = config.get("backlogs") if isinstance(config.get("backlogs"), list) else []
-    rows = backlog_rows(status, configured)
+        lines += [f"    {e.path or '(top)'}: {e.message}" for e in status.config_errors]
+    backlogs = body.vesagent_config.get("backlogs")
+    rows = backlog_rows(status, backlogs if isinstance(backlogs, list) else [])
     if rows:
         lines += ["", *format_table(BACKLOG_HEADER, rows)]
     else:
         lines.append("  no backlog in force")
     return lines
+
+
+DEAD_LETTER_HEADER = ("ID", "COLLECTOR", "DOMAIN", "EVENT ID", "STATUS", "FAILED AT", "ANSWER")
+
+
+def render_dead_letters(body: DeadLetterList, where: str) -> list[str]:
+    """The dead letters, newest first, with the collector's answer."""
+    if not body.dead_letters:
+        return [f"no dead letters at {where}"]
+    shown = len(body.dead_letters)
+    rows = [
+        [
+            str(d.id),
+            shown_url(d.collector),
+            d.domain,
+            d.event_id,
+            str(d.status),
+            _text(d.failed_at),
+            d.response or "-",
+        ]
+        for d in body.dead_letters
+    ]
+    more = f" (newest {shown} shown)" if body.total > shown else ""
+    return [
+        f"dead letters at {where}: {body.total}{more}",
+        "",
+        *format_table(DEAD_LETTER_HEADER, rows),
+    ]
+
+
+def parse_requeue(value: str) -> list[int] | str:
+    """``--requeue`` value: ``all`` (every one of ``--collector``) or ``ID,ID,...``."""
+    if value.strip().lower() == "all":
+        return "all"
+    try:
+        ids = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: give dead-letter ids separated by commas, or 'all'"
+        ) from None
+    if not ids:
+        raise argparse.ArgumentTypeError("give at least one dead-letter id, or 'all'")
+    return ids
 
 
 def run_status(
@@ -276,8 +365,14 @@ def run_status(
     out: TextIO,
     err: TextIO | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    *,
+    dead_letters: bool = False,
+    requeue: bool = False,
+    requeue_ids: list[int] | None = None,
+    collector: str | None = None,
 ) -> int:
-    """Print the agent's status (or one region's with ``vimid``); returns the exit status."""
+    """Print the agent's status (one region's with ``vimid``; its dead letters with
+    ``dead_letters``; re-queue them with ``requeue``); returns the exit status."""
     err = err if err is not None else sys.stderr
     try:
         parts = urlsplit(url)
@@ -291,20 +386,35 @@ def run_status(
             file=err,
         )
         return EXIT_UNREACHABLE
+    if requeue and requeue_ids is None and collector is None:
+        print("vesagent status: --requeue all needs --collector URL", file=err)
+        return EXIT_AGENT_ERROR
     base = url.rstrip("/")
     where = shown_url(base)
     auth = (username, password or "") if username else None
-    path = f"/{quote(vimid, safe='')}/vesagent" if vimid else "/vesagent"
-    target = f"{base}{API_PREFIX}{path}"
+    api = f"{base}{API_PREFIX}"
     try:
-        body = fetch(target, auth, timeout)
+        if requeue:
+            request = {"ids": requeue_ids, "collector": collector}
+            answer = fetch(f"{api}/deadletters/requeue", auth, timeout, method="POST", body=request)
+            done = parse(RequeueResult, answer, where).requeued
+            lines = [f"re-queued {len(done)} dead letters" + (f": {done}" if done else "")]
+        elif dead_letters:
+            query = f"?collector={quote(collector, safe='')}" if collector else ""
+            answer = fetch(f"{api}/deadletters{query}", auth, timeout)
+            lines = render_dead_letters(parse(DeadLetterList, answer, where), where)
+        elif vimid:
+            answer = fetch(f"{api}/{quote(vimid, safe='')}/vesagent", auth, timeout)
+            lines = render_region(parse(ConfigView, answer, where), where)
+        else:
+            answer = fetch(f"{api}/vesagent", auth, timeout)
+            lines = render_summary(parse(RegionList, answer, where), where)
     except Unreachable as exc:
         print(f"vesagent status: {exc}", file=err)
         return EXIT_UNREACHABLE
     except AgentError as exc:
         print(f"vesagent status: {exc}", file=err)
         return EXIT_AGENT_ERROR
-    lines = render_region(body, where) if vimid else render_summary(body, where)
     out.write("\n".join(lines) + "\n")
     return EXIT_OK
 
@@ -318,6 +428,23 @@ def add_status_arguments(parser: argparse.ArgumentParser) -> None:
         f"http://{DEFAULT_LISTEN}]",
     )
     parser.add_argument("--vimid", default=None, help="show one region's backlogs in detail")
+    parser.add_argument(
+        "--dead-letters",
+        action="store_true",
+        help="show the events the collectors refused for their content, newest first",
+    )
+    parser.add_argument(
+        "--requeue",
+        type=parse_requeue,
+        default=None,
+        metavar="ID,ID|all",
+        help="put these dead letters back in the outbox (all: every one of --collector)",
+    )
+    parser.add_argument(
+        "--collector",
+        default=None,
+        help="only this collector's dead letters (its endpoint URL)",
+    )
     parser.add_argument(
         "--username", default=None, help="REST API user [env VESAGENT_API_USERNAME]"
     )
@@ -344,4 +471,16 @@ def resolve_target(
 def status_command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """``vesagent status`` after argument parsing; returns the exit status."""
     url, username, password = resolve_target(args, environ)
-    return run_status(url, args.vimid, username, password, sys.stdout, timeout=args.timeout)
+    choice = getattr(args, "requeue", None)
+    return run_status(
+        url,
+        args.vimid,
+        username,
+        password,
+        sys.stdout,
+        timeout=args.timeout,
+        dead_letters=getattr(args, "dead_letters", False),
+        requeue=choice is not None,
+        requeue_ids=choice if isinstance(choice, list) else None,
+        collector=getattr(args, "collector", None),
+    )

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from vesagent.errors import PermanentError
 
@@ -598,6 +598,54 @@ class Store:
             letter["body"] = bytes(letter["body"]).decode("utf-8", errors="replace")
         return letters
 
+    def dead_letter_count(self, collector: str | None = None) -> int:
+        """How many dead letters are kept (of ``collector``, or of all)."""
+        where, args = ("WHERE collector = ?", (collector,)) if collector is not None else ("", ())
+        with self._read() as conn:
+            (count,) = conn.execute(f"SELECT count(*) FROM dead_letter {where}", args).fetchone()
+        return int(count)
+
+    def requeue_dead_letters(
+        self, ids: Iterable[int] | None = None, collector: str | None = None
+    ) -> list[int]:
+        """Put dead letters back at the end of the outbox (after a fix); returns their ids.
+
+        Chosen by ``ids``, by ``collector``, or both (both None: none at all, never "every
+        one" by accident). They are queued as new (``created`` now, no attempts yet), with the
+        same eventId and sequence; one still pending with the same identity is not doubled.
+        """
+        if ids is None and collector is None:
+            return []
+        clauses: list[str] = []
+        args: list[object] = []
+        if ids is not None:
+            chosen = sorted({int(i) for i in ids})
+            if not chosen:
+                return []
+            clauses.append(f"id IN ({', '.join('?' * len(chosen))})")
+            args.extend(chosen)
+        if collector is not None:
+            clauses.append("collector = ?")
+            args.append(collector)
+        where = " AND ".join(clauses)
+        with self._write() as conn:
+            found = [
+                row[0]
+                for row in conn.execute(
+                    f"SELECT id FROM dead_letter WHERE {where} ORDER BY id", args
+                ).fetchall()
+            ]
+            for letter in found:  # in dead-letter order, so the outbox keeps their order
+                conn.execute(
+                    "INSERT INTO outbox (collector, domain, event_id, sequence, body, size,"
+                    " created, buffered) SELECT collector, domain, event_id, sequence, body,"
+                    " length(body), ?, 1 FROM dead_letter WHERE id = ?"
+                    " ON CONFLICT (collector, event_id, sequence) DO NOTHING",
+                    (self._clock(), letter),
+                )
+                conn.execute("DELETE FROM dead_letter WHERE id = ?", (letter,))
+        return found
+
     # -- limits and metrics -----------------------------------------------------------------
 
     def enforce_limits(self) -> list[tuple[str, str, int]]:
@@ -719,3 +767,25 @@ class Store:
 def _alarm_key(key: tuple[str, str, str]) -> tuple[str, str, str]:
     vimid, source_id, condition = key
     return (str(vimid), str(source_id), str(condition))
+
+
+class DeadLetters(Protocol):
+    """What the status views and the REST API need of a store's dead letters.
+
+    A second store backend (PostgreSQL) implements these names with the same meaning as
+    ``Store``: newest first, ``response`` is the collector's answer (status + short excerpt).
+    """
+
+    def dead_letters(self, collector: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The most recent dead letters first, as JSON-ready dicts."""
+        ...
+
+    def dead_letter_count(self, collector: str | None = None) -> int:
+        """How many dead letters are kept."""
+        ...
+
+    def requeue_dead_letters(
+        self, ids: Iterable[int] | None = None, collector: str | None = None
+    ) -> list[int]:
+        """Move the chosen dead letters back to the outbox; returns their ids."""
+        ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vesagent.aai_client import AaiClient, credentials_from_esr
-from vesagent.errors import PermanentError, TemporaryError
+from vesagent.errors import PermissionDenied, Rejected, TemporaryError
 from vesagent.model import RegionKey
 from vesagent.sim.aai import AaiSim
 
@@ -71,8 +71,10 @@ def test_headers_and_credentials(aai) -> None:
 
 def test_wrong_password_is_permanent_and_outage_is_temporary(aai) -> None:
     """A 403 is a configuration error; a refused connection is worth retrying."""
-    with pytest.raises(PermanentError, match="VESAGENT_AAI"):
+    with pytest.raises(PermissionDenied, match="VESAGENT_AAI") as info:
         AaiClient(aai.url, "AAI", "wrong").list_regions()
+    assert (info.value.service, info.value.status) == ("aai", 403)
+    assert "POL3300" in info.value.excerpt  # the cleaned excerpt of A&AI's answer
     aai.refuse()
     with pytest.raises(TemporaryError, match="cannot connect"):
         client(aai, retry_attempts=2).list_regions()
@@ -82,5 +84,20 @@ def test_wrong_password_is_permanent_and_outage_is_temporary(aai) -> None:
 
 def test_unknown_api_version_is_a_clear_error(aai) -> None:
     """A version the A&AI does not serve is reported, not mistaken for 'no regions'."""
-    with pytest.raises(PermanentError, match="400"):
+    with pytest.raises(Rejected, match="400"):
         client(aai, version="v99").list_regions()
+
+
+def test_unavailable_aai_carries_retry_after(aai) -> None:
+    """A 503 with Retry-After is a TemporaryError whose delay the read retry honours."""
+    aai.inject(status=503, path_prefix="/aai", count=None)
+    aai.app.after_request(_with_retry_after)
+    with pytest.raises(TemporaryError) as info:
+        client(aai, retry_attempts=1).list_regions()
+    assert info.value.delay == 7.0 and info.value.status == 503
+
+
+def _with_retry_after(response):
+    if response.status_code == 503:
+        response.headers["Retry-After"] = "7"
+    return response

@@ -28,13 +28,18 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from vesagent.errors import PermanentError, TemporaryError
+from vesagent.errors import (
+    CredentialsRefused,
+    NotFound,
+    PermanentError,
+    PermissionDenied,
+    TemporaryError,
+    retry_after_seconds,
+)
 from vesagent.pollers.openstack import (
     ComputeClient,
-    NotFoundError,
     VimCredentials,
     keystone_v3_url,
-    retry_after_seconds,
 )
 
 RECORDED = Path(__file__).resolve().parent.parent / "fixtures" / "openstack" / "recorded"
@@ -269,16 +274,16 @@ def test_date_header_is_the_server_time(cloud: ReplayCloud) -> None:
 @pytest.mark.parametrize(
     ("name", "call", "error", "needle"),
     [
-        ("error_403_all_tenants_as_demo", "servers", PermanentError,
+        ("error_403_all_tenants_as_demo", "servers", PermissionDenied,
          "the user lacks the admin role needed for all_tenants"),
-        ("error_403_os_services_as_demo", "services", PermanentError,
+        ("error_403_os_services_as_demo", "services", PermissionDenied,
          "the user lacks the admin role needed for os-services"),
         ("error_400_unknown_marker", "servers", PermanentError, "not found"),
         ("error_400_bad_changes_since", "servers", PermanentError, "changes-since"),
         ("error_400_unknown_query_param", "servers", PermanentError, "HTTP 400"),
         ("error_406_unsupported_microversion", "servers", PermanentError,
          "does not support microversion 2.79"),
-        ("error_404_unknown_server_diagnostics", "diagnostics", NotFoundError,
+        ("error_404_unknown_server_diagnostics", "diagnostics", NotFound,
          "could not be found"),
     ],
 )  # fmt: skip
@@ -305,7 +310,7 @@ def test_real_error_bodies_are_classified(
 def test_401_twice_is_permanent_after_one_reauth(cloud: ReplayCloud) -> None:
     """keystoneauth re-authenticates once on 401; a second 401 is a PermanentError."""
     cloud.routes["/servers/detail"] = lambda q: replay("error_401_bad_token")
-    with replay_client(cloud) as client, pytest.raises(PermanentError, match="re-auth"):
+    with replay_client(cloud) as client, pytest.raises(CredentialsRefused, match="re-auth"):
         client.list_servers()
     assert cloud.auth_count == 2 == client.auth_count
     assert len(cloud.compute_requests()) == 2
@@ -567,26 +572,28 @@ def test_sim_refused_and_timeout_are_temporary(sim: Any) -> None:
 
 
 def test_sim_all_tenants_as_member_is_permanent(sim: Any) -> None:
-    """A member listing all_tenants gets Nova's 403 → PermanentError naming the admin role."""
-    with sim_client(sim, "demo") as client, pytest.raises(PermanentError) as info:
+    """A member listing all_tenants gets Nova's 403 → PermissionDenied naming the admin role."""
+    with sim_client(sim, "demo") as client, pytest.raises(PermissionDenied) as info:
         client.list_servers()
     assert "the user lacks the admin role needed for all_tenants" in str(info.value)
     assert REGION in str(info.value)
 
 
 def test_sim_bad_credentials_and_unknown_region_are_permanent(sim: Any) -> None:
-    """Wrong password or a region missing from the catalog → PermanentError, password hidden."""
-    with sim_client(sim, "admin", SECRET) as client, pytest.raises(PermanentError) as info:
+    """Wrong password → CredentialsRefused; a region missing from the catalog is not one."""
+    with sim_client(sim, "admin", SECRET) as client, pytest.raises(CredentialsRefused) as info:
         client.list_servers()
     assert "rejected the credentials" in str(info.value)
+    assert (info.value.service, info.value.status) == ("keystone", 401)
     assert SECRET not in str(info.value) and sim.keystone_url in str(info.value)
     creds = VimCredentials(sim.keystone_url, "admin", "admin", "admin", region_name="RegionX")
-    with ComputeClient(creds) as client, pytest.raises(PermanentError, match="RegionX"):
+    with ComputeClient(creds) as client, pytest.raises(PermanentError, match="RegionX") as other:
         client.list_servers()
+    assert not isinstance(other.value, CredentialsRefused)
 
 
 def test_sim_services_diagnostics_and_projects(sim: Any) -> None:
-    """Forced-down host in os-services, diagnostics (404 → NotFoundError), project lookup."""
+    """Forced-down host in os-services, diagnostics (404 → NotFound), project lookup."""
     ids = sim.create_servers(REGION, 1, project="demo")
     sim.set_service(REGION, "compute-1", up=False, enabled=True, forced_down=True)
     with sim_client(sim) as client:
@@ -594,7 +601,7 @@ def test_sim_services_diagnostics_and_projects(sim: Any) -> None:
         assert services["compute-1"]["forced_down"] is True
         assert services["compute-1"]["state"] == "down"
         assert isinstance(client.diagnostics(ids[0]), dict)
-        with pytest.raises(NotFoundError):
+        with pytest.raises(NotFound):
             client.diagnostics("00000000-0000-4000-8000-000000000000")
         tenant = client.list_servers().servers[0]["tenant_id"]
         assert client.resolve_project("demo") == tenant
@@ -646,7 +653,7 @@ def test_real_openstack_read_only_cycle() -> None:
         if creds.project_name:
             project = client.resolve_project(creds.project_name, creds.project_domain)
             assert project and re.fullmatch(r"[0-9a-f]{32}", project)
-        with pytest.raises(NotFoundError):
+        with pytest.raises(NotFound):
             client.diagnostics("00000000-0000-4000-8000-000000000000")
         assert client.auth_count == 1
         assert client.requests_made == full.requests + delta.requests + 3

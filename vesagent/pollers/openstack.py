@@ -4,9 +4,11 @@ keystoneauth1 does the identity work: it issues the token, parses the catalog, r
 shortly before ``expires_at`` and once more when an authenticated call returns 401. This module
 adds what a poller needs on top: the calls a poll cycle makes (servers with ``changes-since``
 and paging, services, hypervisors, diagnostics, project lookup), the server's clock taken from
-the ``Date`` header, request counts, and the classification of every failure into
-``TemporaryError`` (retry later) or ``PermanentError`` (retrying will not help). Nothing is
-retried here; the poller decides.
+the ``Date`` header, request counts, and the classification of every failure into the one error
+model of ``vesagent.errors`` (``error_for_status`` for HTTP answers): ``TemporaryError``
+(retry later, with ``Retry-After``), ``CredentialsRefused`` (Keystone refused the password: worth
+re-reading esr-system-info), ``PermissionDenied`` (a missing admin role: re-reading will not
+help), ``NotFound`` and other ``PermanentError``. Nothing is retried here; the poller decides.
 
 Messages name the region and URL, never the password or the token.
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import re
 import tempfile
 import threading
@@ -34,18 +35,21 @@ from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
-from vesagent.errors import PermanentError, TemporaryError, VesagentError
+from vesagent.errors import (
+    CredentialsRefused,
+    PermanentError,
+    TemporaryError,
+    VesagentError,
+    error_for_status,
+    excerpt,
+    retry_after_seconds,
+)
 
 DEFAULT_MICROVERSION = "2.79"
 # Nova clamps ``limit`` to ``[api] max_limit`` (1000 by default); larger values only cost memory.
 DEFAULT_PAGE_LIMIT = 1000
 # Bounds every paging loop: 10,000 pages of 1,000 is far beyond any real region.
 MAX_PAGES = 10_000
-_ERROR_TEXT_LIMIT = 300
-
-
-class NotFoundError(PermanentError):
-    """Nova answered 404: the server (or other item) does not exist, e.g. deleted meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -130,19 +134,6 @@ def parse_http_date(value: str | None) -> datetime | None:
     return when.astimezone(UTC)
 
 
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date), or None."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        when = parse_http_date(text)
-        return None if when is None else max(0.0, (when - now).total_seconds())
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
 def format_changes_since(when: datetime) -> str:
     """``changes-since`` value: UTC, whole seconds (floored, so the window only grows), ``Z``."""
     if when.tzinfo is None:
@@ -169,9 +160,9 @@ def error_detail(body: Any) -> str:
     if isinstance(body, Mapping):
         for value in body.values():
             if isinstance(value, Mapping) and value.get("message"):
-                return str(value["message"])[:_ERROR_TEXT_LIMIT]
+                return str(value["message"])
         if body.get("message"):
-            return str(body["message"])[:_ERROR_TEXT_LIMIT]
+            return str(body["message"])
     return ""
 
 
@@ -275,7 +266,8 @@ class ComputeClient:
 
     One instance per (credentials, region); safe to share between threads. No network
     traffic happens until the first call. Every call raises ``TemporaryError`` or
-    ``PermanentError`` (``NotFoundError`` for 404), never a keystoneauth or requests error.
+    a ``PermanentError`` subclass (``NotFound`` for 404, ``CredentialsRefused`` when Keystone
+    refuses the password), never a keystoneauth or requests error.
     """
 
     def __init__(
@@ -415,7 +407,7 @@ class ComputeClient:
     def diagnostics(self, server_id: str) -> dict[str, Any]:
         """``GET /servers/{id}/diagnostics`` (admin; standard format from microversion 2.48).
 
-        Raises ``NotFoundError`` when the server is gone.
+        Raises ``errors.NotFound`` when the server is gone.
         """
         path = f"/servers/{quote(server_id, safe='')}/diagnostics"
         body, _ = self._get_json(path, [], what="server diagnostics")
@@ -519,9 +511,17 @@ class ComputeClient:
         if 200 <= status < 300:
             return
         url = self._identity_url + path
-        detail = self._scrub(error_detail(body))
-        message = f"Keystone {url} (region {self._region}): HTTP {status}: {detail}"
-        raise self._status_error(status, message, None)
+        error = error_for_status(
+            "keystone",
+            status,
+            f"Keystone {url} (region {self._region})",
+            body=self._scrub(error_detail(body)),
+        )
+        raise error or PermanentError(
+            f"Keystone {url} (region {self._region}): unexpected HTTP {status}",
+            service="keystone",
+            status=status,
+        )
 
     # -- plumbing ----------------------------------------------------------------------------
     def _get_all(
@@ -589,7 +589,6 @@ class ComputeClient:
         request_id: str,
     ) -> VesagentError:
         status = resp.status_code
-        detail = self._scrub(error_detail(_json_or_none(resp)))
         where = f"GET {_safe_url(resp)} (region {self._region}, request {request_id})"
         if status == 401:
             reason = "Nova rejected the token even after re-authenticating"
@@ -598,55 +597,72 @@ class ComputeClient:
         elif status == 403:
             reason = f"the user lacks the admin role needed for {what}"
         elif status == 404:
-            return NotFoundError(f"{what}: {where}: HTTP 404: {detail}")
+            reason = what
         elif status == 406:
             reason = f"the compute API does not support microversion {self.microversion}"
         else:
             reason = f"{what} failed"
-        message = f"{reason}: {where}: HTTP {status}" + (f": {detail}" if detail else "")
-        now = parse_http_date(resp.headers.get("Date")) or datetime.now(UTC)
-        delay = retry_after_seconds(resp.headers.get("Retry-After"), now)
-        return self._status_error(status, message, delay)
-
-    @staticmethod
-    def _status_error(status: int, message: str, delay: float | None) -> VesagentError:
-        # 413 with Retry-After is how legacy Nova and some gateways rate-limit: same as 429.
-        if status >= 500 or status in (408, 429) or (status == 413 and delay is not None):
-            return TemporaryError(message, delay=delay)
-        return PermanentError(message)
+        error = error_for_status(
+            "nova",
+            status,
+            f"{reason}: {where}",
+            headers=resp.headers,
+            body=self._scrub(error_detail(_json_or_none(resp))),
+        ) or TemporaryError(f"{reason}: {where}: HTTP {status}", service="nova", status=status)
+        if isinstance(error, TemporaryError) and error.delay is not None:
+            # An HTTP-date counts from Nova's clock, not ours (they may differ).
+            now = parse_http_date(resp.headers.get("Date")) or datetime.now(UTC)
+            error.delay = retry_after_seconds(resp.headers.get("Retry-After"), now)
+        return error
 
     def _classify_ks(self, exc: ks_exc.ClientException, where: str) -> VesagentError:
-        text = self._scrub(str(exc))[:_ERROR_TEXT_LIMIT]
+        text = self._scrub(str(exc))
         region = self._region
         if isinstance(exc, ks_exc.Unauthorized):
-            return PermanentError(
+            return CredentialsRefused(
                 f"Keystone {self._identity_url} rejected the credentials of user "
-                f"{self._creds.username!r} (region {region}): {text}"
+                f"{self._creds.username!r} (region {region}): credentials refused",
+                service="keystone",
+                status=401,
+                excerpt=excerpt(text),
             )
         if isinstance(exc, ks_exc.EndpointNotFound | ks_exc.EmptyCatalog):
             return PermanentError(
                 f"no public compute endpoint for region {region!r} in the catalog of "
-                f"{self._identity_url}: {text}"
+                f"{self._identity_url}: {excerpt(text)}",
+                service="keystone",
             )
         if isinstance(exc, ks_exc.SSLError):
             if "certificate verify failed" in text.lower():
-                return PermanentError(f"TLS verification failed for {where} (region {region})")
-            return TemporaryError(f"TLS error talking to {where} (region {region}): {text}")
-        if isinstance(exc, ks_exc.HttpError):
-            status = exc.http_status or 500
-            message = f"Keystone {self._identity_url} (region {region}): HTTP {status}: {text}"
-            delay = None
-            if exc.response is not None:
-                delay = retry_after_seconds(
-                    exc.response.headers.get("Retry-After"), datetime.now(UTC)
+                return PermanentError(
+                    f"TLS verification failed for {where} (region {region})", service="keystone"
                 )
-            return self._status_error(status, message, delay)
+            return TemporaryError(
+                f"TLS error talking to {where} (region {region}): {excerpt(text)}",
+                service="keystone",
+            )
+        if isinstance(exc, ks_exc.HttpError):
+            headers = exc.response.headers if exc.response is not None else None
+            return error_for_status(
+                "keystone",
+                exc.http_status or 500,
+                f"Keystone {self._identity_url} (region {region})",
+                headers=headers,
+                body=text,
+            ) or TemporaryError(f"Keystone {self._identity_url}: {excerpt(text)}")
         if isinstance(exc, ks_exc.ConnectionError):
-            return TemporaryError(f"cannot reach {where} (region {region}): {text}")
+            return TemporaryError(
+                f"cannot reach {where} (region {region}): {excerpt(text)}", service="keystone"
+            )
         if isinstance(exc, ks_exc.AuthorizationFailure | ks_exc.MissingAuthPlugin):
-            return PermanentError(f"cannot authenticate at {self._identity_url}: {text}")
+            return PermanentError(
+                f"cannot authenticate at {self._identity_url}: {excerpt(text)}",
+                service="keystone",
+            )
         # Unclassified: worth another try next cycle (the poller logs it).
-        return TemporaryError(f"OpenStack call to {where} failed (region {region}): {text}")
+        return TemporaryError(
+            f"OpenStack call to {where} failed (region {region}): {excerpt(text)}"
+        )
 
     def _endpoint_label(self) -> str:
         return f"the compute API (catalog of {self._identity_url})"

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from vesagent import AGENT_NAME
-from vesagent.errors import PermanentError, TemporaryError
+from vesagent.errors import CredentialsRefused, PermanentError, TemporaryError
 from vesagent.logs import get_logger
 from vesagent.model import VesEvent
 from vesagent.pollers.decide import (
@@ -302,10 +302,12 @@ class RegionPoller:
             except (TemporaryError, PermanentError) as exc:
                 outcome.ok, outcome.error = False, str(exc)
                 if isinstance(exc, PermanentError):
-                    # Credentials may have rotated in A&AI: rebuild the session next time,
-                    # from credentials read again.
+                    # Rebuild the session next time (the catalog or the roles may change).
                     with self._client_lock:
                         self._close_client()
+                if isinstance(exc, CredentialsRefused):
+                    # Only a refused password may have rotated in A&AI: have it read again.
+                    # (A 403 for a missing role would not change by re-reading it.)
                     self._on_refused(self.spec.key)
                 self._after_failure(outcome)
             except Exception as exc:  # an unclassified failure is treated as temporary

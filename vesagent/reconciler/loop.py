@@ -7,6 +7,10 @@ A failed A&AI read changes nothing (every poller keeps running on its last known
 outage shows in logs, metrics and ``/readyz``). Until the first successful read nothing starts
 and nothing stops. An invalid ``vesagent_config`` is handled the same way per region: the last
 valid spec stays in force and the error, with its JSON path, is recorded.
+
+VIM credentials come from ``credentials.CredentialReader``: read per region in the
+background, so a slow region never stalls the pass; a region whose credentials are not (yet)
+known keeps its last spec, or waits to start, and is looked at again on the next pass.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from cachetools import TTLCache
+from prometheus_client import CollectorRegistry
 
 from vesagent.aai_client import AaiClient, RegionRecord, credentials_from_esr
 from vesagent.config import (
@@ -29,9 +33,11 @@ from vesagent.config import (
 )
 from vesagent.errors import ConfigError, PermanentError, TemporaryError
 from vesagent.logs import get_logger
+from vesagent.metrics import Metrics
 from vesagent.model import RegionKey
 from vesagent.pollers.manager import PollerSet, StopReason
 from vesagent.pollers.openstack import VimCredentials
+from vesagent.reconciler.credentials import CredentialReader
 from vesagent.reconciler.diff import Plan, diff
 from vesagent.settings import Shard
 from vesagent.spec import RegionSpec
@@ -39,7 +45,6 @@ from vesagent.ves_client.sender import CollectorAuth, CollectorDirectory
 
 log = get_logger("vesagent.reconciler")
 
-CREDENTIALS_TTL = 300.0  # child-only writes to esr-system-info don't bump the region's version
 STATE_TTL = 3600.0  # the seed design expires per-vim state after an hour
 
 
@@ -53,7 +58,7 @@ class RegionState:
 
 
 class BacklogCache:
-    """The seed design's cache: the vim list, each vim's config, each vim's state.
+    """The seed design's cache: each vim's config and each vim's state.
 
     ``config`` holds the last *valid* spec per region and never expires (it is what stays in
     force when A&AI is down or a config turns invalid); ``state`` expires, as the seed says,
@@ -61,12 +66,8 @@ class BacklogCache:
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.vimlist: set[str] = set()
         self.config: dict[RegionKey, RegionSpec] = {}
         self.state: TTLCache[RegionKey, RegionState] = TTLCache(100_000, STATE_TTL, timer=clock)
-        self.credentials: TTLCache[tuple[RegionKey, str], VimCredentials | None] = TTLCache(
-            100_000, CREDENTIALS_TTL, timer=clock
-        )
         # Unknown keys of each valid config (likely typos), kept as long as its text.
         self.warnings: dict[RegionKey, list[tuple[str, str]]] = {}
         # Parsing is the expensive part of a pass: reuse the result while the text is unchanged.
@@ -84,19 +85,17 @@ class BacklogCache:
 def collector_auth(config: VesagentConfig) -> CollectorAuth:
     """The delivery settings of a config's subscription (secrets unwrapped only here)."""
     sub = config.ves_subscription
-    password = sub.password
-    if hasattr(password, "get_secret_value"):
-        password = password.get_secret_value()
+    username, password = sub.basic_auth() or (None, None)
     verify: bool | str = True
-    if getattr(sub, "ssl_insecure", False):
+    if sub.ssl_insecure:
         verify = False
-    elif getattr(sub, "ca_file", None):
+    elif sub.ca_file:
         verify = sub.ca_file
     return CollectorAuth(
         endpoint=sub.endpoint,
-        username=sub.username or None,
-        password=password or None,
-        timeout=float(getattr(sub, "timeout", 5.0)),
+        username=username,
+        password=password,
+        timeout=sub.timeout,
         verify=verify,
     )
 
@@ -119,16 +118,21 @@ class Reconciler:
         directory: CollectorDirectory,
         *,
         shard: Shard | None = None,
-        metrics: Any = None,
+        metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
+        credentials_wait: float = 1.0,
     ) -> None:
         self.aai = aai
         self.pollers = pollers
         self.directory = directory
         self.shard = shard or Shard()
-        self.metrics = metrics
+        # A private registry when none is shared: the counting code never checks for None.
+        self.metrics = metrics if metrics is not None else Metrics(CollectorRegistry())
         self.clock = clock
         self.cache = BacklogCache()
+        self.credentials = CredentialReader(
+            self._read_credentials, wait=credentials_wait, on_late_result=self.trigger
+        )
         self.last_success: float | None = None
         self.last_error: str | None = None
         self.last_plan = Plan()
@@ -159,24 +163,23 @@ class Reconciler:
             self._converge(desired, others, {r.key for r in records})
             self.last_success = self.clock()
             self.last_error = None
-            if self.metrics is not None:
-                self.metrics.aai_reads.labels("ok").inc()
-                self.metrics.aai_up.set(1)
-                self.metrics.aai_last_success.set(self.last_success)
-                self.metrics.aai_read_seconds.observe(time.monotonic() - started)
-                self.metrics.reconcile_passes.inc()
+            self.metrics.aai_reads.labels("ok").inc()
+            self.metrics.aai_up.set(1)
+            self.metrics.aai_last_success.set(self.last_success)
+            self.metrics.aai_read_seconds.observe(time.monotonic() - started)
+            self.metrics.reconcile_passes.inc()
             return True
 
     def _read_failed(self, error: str) -> None:
         if error != self.last_error:
             log.error("aai.unreachable", error=error, pollers_kept=len(self.pollers.pollers()))
         self.last_error = error
-        if self.metrics is not None:
-            self.metrics.aai_reads.labels("error").inc()
-            self.metrics.aai_up.set(0)
+        self.metrics.aai_reads.labels("error").inc()
+        self.metrics.aai_up.set(0)
 
     def _desired(self, records: Iterable[RegionRecord]) -> dict[RegionKey, RegionSpec]:
         desired: dict[RegionKey, RegionSpec] = {}
+        managed: list[tuple[RegionRecord, VesagentConfig]] = []
         for record in records:
             key = record.key
             config, error = self._parse(record)
@@ -198,14 +201,20 @@ class Reconciler:
             if state is not None and state.config_errors:
                 log.info("config.valid_again", vimid=key.vimid)
                 state.config_errors = []
-            if config is None:
-                continue  # not managed by vesagent
-            creds = self._credentials(record)
-            if creds is None:
+            if config is not None:  # else: not managed by vesagent
+                managed.append((record, config))
+        # All credential reads of the pass at once, in the background: a slow region costs
+        # the pass at most the reader's wait, never the sum of the regions' read times.
+        views = self.credentials.lookup(record for record, _config in managed)
+        for record, config in managed:
+            key, view = record.key, views[record.key]
+            if view.credentials is not None or view.problem is not None:
+                self.cache.region_state(key).credentials_error = view.problem
+            if view.credentials is None:
                 if key in self.cache.config:
-                    desired[key] = self.cache.config[key]
+                    desired[key] = self.cache.config[key]  # keep polling on the last known
                 continue
-            desired[key] = RegionSpec(key, config, creds)
+            desired[key] = RegionSpec(key, config, view.credentials)
         return desired
 
     def _learn_collectors(self, records: Iterable[RegionRecord]) -> None:
@@ -247,30 +256,15 @@ class Reconciler:
         self.cache.parsed[record.key] = (record.extra_info, *result)
         return result
 
-    def _credentials(self, record: RegionRecord) -> VimCredentials | None:
-        cache_key = (record.key, record.resource_version)
-        if cache_key in self.cache.credentials:
-            return self.cache.credentials[cache_key]
-        state = self.cache.region_state(record.key)
-        try:
-            esr = self.aai.esr_list(record.key)
-        except (TemporaryError, PermanentError) as exc:
-            state.credentials_error = f"cannot read esr-system-info-list: {exc}"
-            log.warning("credentials.unavailable", vimid=record.key.vimid, error=str(exc))
-            return None
-        creds = credentials_from_esr(record, esr, _openstack_region_hint(record.extra_info))
-        if creds is None:
-            state.credentials_error = "no esr-system-info with a service-url"
-            log.error("credentials.missing", vimid=record.key.vimid, error=state.credentials_error)
-        else:
-            state.credentials_error = None
-        self.cache.credentials[cache_key] = creds
-        return creds
+    def _read_credentials(self, record: RegionRecord) -> VimCredentials | None:
+        """One region's esr-system-info as credentials (runs in a reader thread)."""
+        esr = self.aai.esr_list(record.key)
+        return credentials_from_esr(record, esr, _openstack_region_hint(record.extra_info))
 
     def invalidate_credentials(self, key: RegionKey) -> None:
-        """Forget cached credentials of a region (e.g. after Keystone refused them)."""
-        for cache_key in [k for k in self.cache.credentials if k[0] == key]:
-            self.cache.credentials.pop(cache_key, None)
+        """Keystone refused the region's credentials: read esr-system-info again, now."""
+        self.credentials.forget(key)
+        self.trigger()
 
     def _converge(
         self,
@@ -304,29 +298,25 @@ class Reconciler:
             else:
                 reason = StopReason.REGION_REMOVED
             self.pollers.stop(key, reason)
-            if self.metrics is not None:
-                self.metrics.forget_region(key.vimid)
+            self.metrics.forget_region(key.vimid)
             self._count("stop")
         self.cache.config = dict(desired)
-        self.cache.vimlist = {k.vimid for k in desired}
-        if self.metrics is not None:
-            self.metrics.regions.set(len(desired))
-            counts: dict[tuple[str, str], int] = {}
-            for spec in desired.values():
-                for b in spec.config.backlogs:
-                    counts[(b.domain, b.type)] = counts.get((b.domain, b.type), 0) + 1
-            self.metrics.backlogs.clear()
-            for (domain, kind), n in counts.items():
-                self.metrics.backlogs.labels(domain, kind).set(n)
-            for key in desired:
-                state = self.cache.state.get(key)
-                self.metrics.config_errors.labels(key.vimid).set(
-                    1 if state and state.config_errors else 0
-                )
+        self.metrics.regions.set(len(desired))
+        counts: dict[tuple[str, str], int] = {}
+        for spec in desired.values():
+            for b in spec.config.backlogs:
+                counts[(b.domain, b.type)] = counts.get((b.domain, b.type), 0) + 1
+        self.metrics.backlogs.clear()
+        for (domain, kind), n in counts.items():
+            self.metrics.backlogs.labels(domain, kind).set(n)
+        for key in desired:
+            state = self.cache.state.get(key)
+            self.metrics.config_errors.labels(key.vimid).set(
+                1 if state and state.config_errors else 0
+            )
 
     def _count(self, action: str) -> None:
-        if self.metrics is not None:
-            self.metrics.reconcile_actions.labels(action).inc()
+        self.metrics.reconcile_actions.labels(action).inc()
 
     # -- the loop ------------------------------------------------------------------------
     def trigger(self) -> None:
