@@ -44,11 +44,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vesagent.errors import PermanentError
+from vesagent.model import AlarmRecord as AlarmRecord  # moved to the domain model
 
 DB_FILENAME = "vesagent.sqlite3"
 SCHEMA_VERSION = 1
@@ -91,21 +92,6 @@ class OutboxRow:
     created: float
     attempts: int
     buffered: bool
-
-
-@dataclass(frozen=True)
-class AlarmRecord:
-    """An open fault instance: what must be reused for its re-raise and clear events."""
-
-    vimid: str
-    source_id: str
-    condition: str
-    event_id: str
-    start_epoch_us: int
-    sequence: int
-    severity: str
-    source_name: str
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from vesagent.model import VesEvent
-from vesagent.store import AlarmRecord
+from vesagent.model import AlarmRecord, VesEvent
 
 VM_FAILURE = "VMFailure"
 RAISE_NAME = "Fault_MultiCloud_VMFailure"

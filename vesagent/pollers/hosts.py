@@ -60,6 +60,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from vesagent.model import AlarmRecord
 from vesagent.pollers.decide import (
     NO_CHANGE,
     FaultContext,
@@ -69,7 +70,6 @@ from vesagent.pollers.decide import (
     parse_time_us,
     raise_alarm,
 )
-from vesagent.store import AlarmRecord
 
 HOST_CONDITION = "Host"
 """The ``AlarmRecord.condition`` of a host's alarm (one per host, whatever the problem)."""

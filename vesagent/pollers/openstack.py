@@ -21,7 +21,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -35,6 +35,7 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
 from vesagent.errors import PermanentError, TemporaryError, VesagentError
+from vesagent.model import VimCredentials as VimCredentials  # moved to the domain model
 
 DEFAULT_MICROVERSION = "2.79"
 # Nova clamps ``limit`` to ``[api] max_limit`` (1000 by default); larger values only cost memory.
@@ -46,26 +47,6 @@ _ERROR_TEXT_LIMIT = 300
 
 class NotFoundError(PermanentError):
     """Nova answered 404: the server (or other item) does not exist, e.g. deleted meanwhile."""
-
-
-@dataclass(frozen=True)
-class VimCredentials:
-    """How to reach one VIM, as A&AI's ``esr-system-info`` describes it.
-
-    ``verify`` is True (system CAs), False (``ssl-insecure``) or the path of a CA bundle
-    (``ssl-cacert``). ``project_id``, when set, scopes the token by id instead of by name.
-    The password never appears in ``repr`` or ``str``.
-    """
-
-    auth_url: str
-    username: str
-    password: str = field(repr=False)
-    project_name: str | None
-    user_domain: str = "Default"
-    project_domain: str = "Default"
-    region_name: str | None = None
-    verify: bool | str = True
-    project_id: str | None = None
 
 
 def ca_bundle_file(cacert: str, directory: Path | None = None) -> str:

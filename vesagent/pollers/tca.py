@@ -35,9 +35,8 @@ import math
 from typing import Any
 
 from vesagent.config import Threshold
-from vesagent.model import VesEvent
+from vesagent.model import AlarmRecord, VesEvent
 from vesagent.pollers.decide import NO_CHANGE, FaultContext, Transition
-from vesagent.store import AlarmRecord
 
 TCA_PREFIX = "TCA:"
 """Every TCA ``AlarmRecord.condition`` starts with this."""

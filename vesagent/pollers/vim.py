@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vesagent.model import AlarmRecord
 from vesagent.pollers.decide import (
     NO_CHANGE,
     FaultContext,
@@ -43,7 +44,6 @@ from vesagent.pollers.decide import (
     clear_alarm,
     raise_alarm,
 )
-from vesagent.store import AlarmRecord
 
 VIM_CONDITION = "VIM"
 """The ``AlarmRecord.condition`` of a region's VIM alarm."""

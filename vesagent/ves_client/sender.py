@@ -24,6 +24,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wai
 
 from vesagent.errors import TemporaryError, classify_http_status
 from vesagent.logs import get_logger
+from vesagent.model import CollectorAuth as CollectorAuth  # moved to the domain model
 from vesagent.store import OutboxRow, Store
 from vesagent.ves_client.encode import plan_batches
 
@@ -32,24 +33,6 @@ log = get_logger("vesagent.sender")
 MAX_BATCH_BYTES = 1_000_000
 MAX_BATCH_EVENTS = 500
 FAILURE_LOG_EVERY = 60.0  # seconds between two log lines about the same failing collector
-
-
-@dataclass(frozen=True)
-class CollectorAuth:
-    """How to reach one collector; ``repr`` hides the password."""
-
-    endpoint: str
-    username: str | None = None
-    password: str | None = None
-    timeout: float = 5.0
-    verify: bool | str = True
-
-    def __repr__(self) -> str:
-        return f"CollectorAuth(endpoint={self.endpoint!r}, username={self.username!r})"
-
-    @property
-    def batch_url(self) -> str:
-        return self.endpoint.rstrip("/") + "/eventBatch"
 
 
 class CollectorDirectory:
