@@ -67,6 +67,7 @@ from vesagent.pollers.decide import (
     FaultSpec,
     Transition,
     clear_alarm,
+    clear_last_problem,
     parse_time_us,
     raise_alarm,
 )
@@ -248,13 +249,11 @@ def decide_host(prev: AlarmRecord | None, view: HostView | None, ctx: FaultConte
     if found is None:
         if prev is None:
             return NO_CHANGE
-        last = str(prev.data.get("problem") or HOST_DOWN)
-        return clear_alarm(
+        return clear_last_problem(
             prev,
             ctx,
-            name=f"Fault_MultiCloud_{last}Cleared",
-            condition=last,
-            problem=SPECIFIC_PROBLEMS.get(last, last),
+            default=HOST_DOWN,
+            problems=SPECIFIC_PROBLEMS,
             source_type="host",
             additional=(
                 _host_additional(ctx, view)
