@@ -35,7 +35,6 @@ from vesagent.logs import REDACTED, get_logger
 from vesagent.model import RegionKey
 from vesagent.openapi import openapi_document
 from vesagent.pollers.hosts import host_selected
-from vesagent.pollers.poller import selector_for
 
 log = get_logger("vesagent.api")
 PREFIXES = ("/api/multicloud/v0", "/api/multicloud-ocata/v0")
@@ -124,7 +123,7 @@ def region_status(agent: Any, key: RegionKey) -> dict[str, Any]:
             "last_run": last_run.get(backlog.domain),
         }
         if backlog.type == "vm" and backlog.domain != "heartbeat":
-            selector = selector_for(backlog, poller.cached_tenant)
+            selector = poller.selector(backlog)
             ids = {s.id for s in servers if selector.matches(s)}
             entry["matched_vms"] = len(ids)
             entry["active_alarms"] = sum(1 for sid, _c in alarms if sid in ids)
