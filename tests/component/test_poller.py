@@ -225,10 +225,10 @@ def test_down_host_raises_host_and_vm_host_alarms(
     clock.advance(10)
     sim.set_service(REGION, "compute-1", up=False)
     assert poller.poll().events == 2
-    assert sorted(summary(faults(store))) == [
+    assert set(summary(faults(store))) == {
         (vm, "HostUnreachable", "MAJOR"),
         ("compute-1", "HostDown", "CRITICAL"),
-    ]
+    }
     poller.close()
 
 
