@@ -104,6 +104,27 @@ def test_watermark_is_the_newest_updated_and_never_moves_back() -> None:
     assert cache.changes_since(cache.wants_full(2.0)) == cache.watermark
 
 
+def test_a_second_long_over_is_not_listed_again() -> None:
+    """Newest ``updated`` more than the margin before the answer: the watermark moves one
+    second past it (with a Date header the margin is 5 s, without it 60 s)."""
+    old = "2027-01-15T07:58:00Z"
+    without_date = ServerCache()
+    listing = Listing([body("a", old)])
+    without_date.absorb(listing, True, 0.0)
+    without_date.advance(listing)
+    assert without_date.watermark == datetime(2027, 1, 15, 7, 58, 1, tzinfo=UTC)
+    with_date = ServerCache()
+    recent = Listing([body("a", "2027-01-15T07:59:56Z")], server_clock=True)
+    with_date.absorb(recent, True, 0.0)
+    with_date.advance(recent)
+    assert with_date.watermark == datetime(2027, 1, 15, 7, 59, 56, tzinfo=UTC)
+    # Read again once (inclusive), then the second is over: the next listing skips it.
+    later = Listing(recent.servers, recent.server_time + timedelta(seconds=30), True)
+    with_date.absorb(later, False, 1.0)
+    with_date.advance(later)
+    assert with_date.watermark == datetime(2027, 1, 15, 7, 59, 57, tzinfo=UTC)
+
+
 def test_empty_region_falls_back_to_the_clock_with_the_wide_overlap() -> None:
     """Nothing listed and no Date header: the first watermark is the agent's time - 60 s."""
     cache = ServerCache()

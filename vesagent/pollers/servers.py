@@ -6,10 +6,13 @@ the servers changed since the watermark (``changes-since``, which lists deleted 
 **The watermark is Nova's own clock**: the newest ``updated`` among the servers listed. Nova
 keeps ``updated`` in whole seconds and ``changes-since`` is inclusive (``updated_at >=``), so
 a change committed later within that same second is still found, and a changed server is read
-again only until a newer change moves the watermark past it. The agent's clock is used only
-when nothing was ever listed (an empty region): the ``Date`` header of Nova's answer minus
-``OVERLAP``, or, when Nova sends no ``Date`` (uwsgi without a proxy), the agent's time minus
-``OVERLAP_OWN_CLOCK``. The watermark never moves back.
+again only until a newer change moves the watermark past it. Once that second is clearly over
+(``OVERLAP`` before the answer's ``Date``, or ``OVERLAP_OWN_CLOCK`` before the agent's time
+when Nova sends no ``Date``, as uwsgi without a proxy does) the watermark moves one second
+past it, so the servers of a quiet region, or a mass of servers created in one second long
+ago, are not listed again on every poll. The clocks are only compared with that margin; when
+nothing was ever listed (an empty region) the first watermark is that reference minus the
+margin. The watermark never moves back.
 
 **Full listings** at the first poll, every ``full_every`` seconds (they also catch deletions
 that Nova archived away before a ``changes-since`` could see them) and after a failed commit
@@ -36,6 +39,7 @@ OVERLAP = timedelta(seconds=5)
 # Without a Date header the first watermark is the agent's clock, which may differ from Nova's.
 OVERLAP_OWN_CLOCK = timedelta(seconds=60)
 FULL_EVERY = 600.0
+SECOND = timedelta(seconds=1)
 
 
 def is_partial(body: Any) -> bool:
@@ -133,12 +137,16 @@ class ServerCache:
 
     def advance(self, listing: ServerListing) -> None:
         """Move the watermark past ``listing`` (call once its decisions are committed)."""
+        margin = OVERLAP if listing.server_clock else OVERLAP_OWN_CLOCK
         newest = parse_updated(self._newest) if self._newest else None
-        if newest is None and self.watermark is None:
-            overlap = OVERLAP if listing.server_clock else OVERLAP_OWN_CLOCK
-            newest = listing.server_time - overlap
-        if newest is not None and (self.watermark is None or newest > self.watermark):
-            self.watermark = newest
+        if newest is None:
+            mark = listing.server_time - margin if self.watermark is None else None
+        elif listing.server_time - newest >= margin:
+            mark = newest + SECOND  # that second is long over: nothing more can land in it
+        else:
+            mark = newest  # inclusive: a change may still land in the newest second
+        if mark is not None and (self.watermark is None or mark > self.watermark):
+            self.watermark = mark
 
     def list_everything_next(self) -> None:
         """Make the next listing a full one (e.g. the last commit failed)."""
