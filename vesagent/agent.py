@@ -21,9 +21,9 @@ from vesagent import __version__
 from vesagent.aai_client import AaiClient
 from vesagent.logs import get_logger
 from vesagent.metrics import Metrics, OutboxCollector
-from vesagent.model import RegionKey
+from vesagent.model import RegionKey, VimCredentials
 from vesagent.pollers.manager import PollerSet
-from vesagent.pollers.openstack import ComputeClient, SessionPool, VimCredentials
+from vesagent.pollers.openstack import ComputeClient, SessionPool
 from vesagent.pollers.poller import RegionPoller
 from vesagent.reconciler.loop import Reconciler
 from vesagent.settings import Settings

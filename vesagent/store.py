@@ -44,11 +44,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from vesagent.errors import PermanentError
+from vesagent.model import AlarmRecord as AlarmRecord  # moved to the domain model
 
 DB_FILENAME = "vesagent.sqlite3"
 SCHEMA_VERSION = 1
@@ -91,21 +92,6 @@ class OutboxRow:
     created: float
     attempts: int
     buffered: bool
-
-
-@dataclass(frozen=True)
-class AlarmRecord:
-    """An open fault instance: what must be reused for its re-raise and clear events."""
-
-    vimid: str
-    source_id: str
-    condition: str
-    event_id: str
-    start_epoch_us: int
-    sequence: int
-    severity: str
-    source_name: str
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,6 +273,35 @@ _DEAD_LETTER_COLUMNS = (
     "response",
     "failed_at",
 )
+
+
+class Outbox(Protocol):
+    """What the producers (the pollers, through ``vesagent.enqueue``) need from the store.
+
+    This is the seam another backend (PostgreSQL) implements; ``Store`` is the SQLite one.
+    Three calls, all thread-safe:
+
+    - ``commit`` queues encoded events and changes open alarms in ONE transaction: after a
+      crash the outbox and the alarm table agree (the raise is queued and the alarm open, or
+      neither). An item whose ``(collector, event_id, sequence)`` is already pending is
+      ignored; alarm upserts apply before deletes; invalid input keeps nothing. Returns the
+      rows inserted. Raises ``StoreError`` (a ``PermanentError``) when the store is unusable.
+    - ``alarms`` returns the open alarms of one region, keyed ``(source_id, condition)``; a
+      poller reads them once at start, then keeps its copy in line with its own commits.
+    - ``drop_superseded`` deletes pending unbuffered rows (heartbeats) of ``collector`` whose
+      eventId starts with the prefix: a newer heartbeat makes them worthless.
+    """
+
+    def commit(
+        self,
+        items: Iterable[OutboxItem] = (),
+        upsert: Iterable[AlarmRecord] = (),
+        delete: Iterable[tuple[str, str, str]] = (),
+    ) -> int: ...
+
+    def alarms(self, vimid: str) -> dict[tuple[str, str], AlarmRecord]: ...
+
+    def drop_superseded(self, collector: str, event_id_prefix: str) -> int: ...
 
 
 # ---------------------------------------------------------------------------------------------

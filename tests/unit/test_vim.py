@@ -15,7 +15,6 @@ from vesagent.pollers.vim import (
     decide_vim,
     failure_kind,
     observe,
-    vm_alarms_frozen,
 )
 from vesagent.store import alarm_params
 from vesagent.ves_client.encode import encode
@@ -144,12 +143,6 @@ def test_open_alarm_is_kept_while_polls_still_fail() -> None:
 def test_failure_kind(reason: str, kind: str) -> None:
     """The client's error texts fall into a few kinds for dashboards and operators."""
     assert failure_kind(reason) == kind
-
-
-@pytest.mark.parametrize(("open_", "frozen"), [(True, True), (False, False)])
-def test_vm_alarms_frozen_while_vim_alarm_open(open_: bool, frozen: bool) -> None:
-    """While the VIM alarm is open, VM alarms neither raise nor clear."""
-    assert vm_alarms_frozen(open_) is frozen
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from vesagent.model import VesEvent
-from vesagent.store import AlarmRecord
+from vesagent.model import AlarmRecord, VesEvent
 
 VM_FAILURE = "VMFailure"
 RAISE_NAME = "Fault_MultiCloud_VMFailure"
@@ -160,6 +159,39 @@ class FaultContext:
     now_us: int
 
 
+def alarm_event(
+    ctx: FaultContext,
+    *,
+    domain: str,
+    event_id: str,
+    event_name: str,
+    source_id: str,
+    source_name: str,
+    start_us: int,
+    sequence: int,
+    priority: str,
+    fields: dict[str, Any],
+) -> VesEvent:
+    """The one way an alarm's event (fault or tca) is built: reporter, times and identity.
+
+    ``lastEpochMicrosec`` is the decision's time, never before the episode's start (a clock
+    that stepped back must not produce an event that ends before it began).
+    """
+    return VesEvent(
+        domain=domain,
+        event_id=event_id,
+        event_name=event_name,
+        source_name=source_name or source_id,
+        source_id=source_id,
+        reporting_entity_name=ctx.reporter,
+        start_epoch_us=start_us,
+        last_epoch_us=max(ctx.now_us, start_us),
+        sequence=sequence,
+        priority=priority,
+        fields=fields,
+    )
+
+
 def fault_event(
     ctx: FaultContext,
     *,
@@ -176,15 +208,14 @@ def fault_event(
     additional: dict[str, Any],
 ) -> VesEvent:
     """A fault event in the neutral vocabulary (VM, host, VM-on-host and VIM faults)."""
-    return VesEvent(
+    return alarm_event(
+        ctx,
         domain="fault",
         event_id=event_id,
         event_name=name,
-        source_name=source_name or source_id,
         source_id=source_id,
-        reporting_entity_name=ctx.reporter,
-        start_epoch_us=start_us,
-        last_epoch_us=max(ctx.now_us, start_us),
+        source_name=source_name,
+        start_us=start_us,
         sequence=sequence,
         priority="Normal" if severity == "NORMAL" else "High",
         fields={
@@ -287,6 +318,32 @@ def clear_alarm(
         additional=additional,
     )
     return Transition((event,), delete=(prev.vimid, prev.source_id, prev.condition))
+
+
+def clear_last_problem(
+    prev: AlarmRecord,
+    ctx: FaultContext,
+    *,
+    default: str,
+    problems: Mapping[str, str],
+    source_type: str,
+    additional: dict[str, Any],
+) -> Transition:
+    """The clear of an alarm that names its last problem in ``data["problem"]`` (hosts, VIM).
+
+    The clear repeats that problem (``Fault_MultiCloud_{problem}Cleared``), so the collector
+    pairs it with the raise whatever the problem became during the episode.
+    """
+    last = str(prev.data.get("problem") or default)
+    return clear_alarm(
+        prev,
+        ctx,
+        name=f"Fault_MultiCloud_{last}Cleared",
+        condition=last,
+        problem=problems.get(last, last),
+        source_type=source_type,
+        additional=additional,
+    )
 
 
 def decide_vm(prev: AlarmRecord | None, server: ServerView | None, ctx: FaultContext) -> Transition:

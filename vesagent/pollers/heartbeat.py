@@ -12,9 +12,10 @@ What DCAE's heartbeat microservice needs (VES FACTS section 7): it keeps only ev
   boundary (VES 7.2 rule for heartbeats); ``sequence`` is 0 (non-fault domain);
 - ``eventId`` is unique per event: ``heartbeat-{vimid}-{counter}``, with a short hash of the
   source name inserted when the source is not the VIM itself, so that two sources of one
-  region never collide whichever counter scheme the caller uses. The outbox refuses a second
-  event with the same ``(collector, eventId, sequence)``, so the counter must never repeat,
-  across restarts too: take it from ``Store.next_counter``.
+  region never collide. The outbox refuses a second event with the same ``(collector,
+  eventId, sequence)``, so the counter must never repeat, across restarts too: the caller
+  (``periodic.due_heartbeats``) passes the interval boundary in epoch seconds, one per
+  interval, which a restart cannot repeat.
 - ``heartbeatFields.heartbeatInterval`` carries the interval in whole seconds.
 """
 

@@ -60,16 +60,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from vesagent.config import Backlog
+from vesagent.model import AlarmRecord
 from vesagent.pollers.decide import (
     NO_CHANGE,
     FaultContext,
     FaultSpec,
     Transition,
     clear_alarm,
+    clear_last_problem,
     parse_time_us,
     raise_alarm,
 )
-from vesagent.store import AlarmRecord
 
 HOST_CONDITION = "Host"
 """The ``AlarmRecord.condition`` of a host's alarm (one per host, whatever the problem)."""
@@ -202,15 +204,14 @@ def host_is_down(view: HostView | None) -> bool:
     return view is not None and view.known and (view.state == "down" or view.forced_down)
 
 
-def host_selected(backlog: Any, host_name: str, service_id: str = "") -> bool:
+def host_selected(backlog: Backlog, host_name: str, service_id: str = "") -> bool:
     """Whether a host backlog watches ``host_name``.
 
     ``source`` names one host; ``sourceid`` one service id (or host name); omitted, blank or
     ``"*"`` (normalised to None by the config model) means every host. As for VMs, an id
     wins over a name when both are given.
     """
-    source_id = getattr(backlog, "sourceid", None)
-    source = getattr(backlog, "source", None)
+    source_id, source = backlog.sourceid, backlog.source
     if source_id not in (None, "", "*"):
         return source_id in (service_id, host_name)
     if source not in (None, "", "*"):
@@ -248,13 +249,11 @@ def decide_host(prev: AlarmRecord | None, view: HostView | None, ctx: FaultConte
     if found is None:
         if prev is None:
             return NO_CHANGE
-        last = str(prev.data.get("problem") or HOST_DOWN)
-        return clear_alarm(
+        return clear_last_problem(
             prev,
             ctx,
-            name=f"Fault_MultiCloud_{last}Cleared",
-            condition=last,
-            problem=SPECIFIC_PROBLEMS.get(last, last),
+            default=HOST_DOWN,
+            problems=SPECIFIC_PROBLEMS,
             source_type="host",
             additional=(
                 _host_additional(ctx, view)

@@ -5,11 +5,18 @@ ends one. ``schedule`` drives the timers, each region with a little jitter so th
 configured alike do not fire together; the poll itself runs in a bounded thread pool, and a
 region whose previous poll is still running is skipped rather than queued (polls of one
 region never overlap).
+
+Two hooks serve an event source such as the notification listener: ``poll_soon(key)`` is a
+doorbell (the region's server poll runs as soon as possible; a burst of rings while a poll is
+in flight adds exactly one poll after it) and ``set_listing_interval(key, seconds)`` paces the
+region's server listing on its own (e.g. rarely, while notifications report the changes),
+while compute-host liveness keeps the fault interval.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import random
 import threading
 from collections.abc import Callable
@@ -20,7 +27,8 @@ import schedule
 
 from vesagent.logs import get_logger
 from vesagent.model import RegionKey
-from vesagent.pollers.poller import RegionPoller, job_intervals
+from vesagent.pollers.cycle import Job, job_intervals
+from vesagent.pollers.poller import RegionPoller
 from vesagent.spec import RegionSpec
 
 log = get_logger("vesagent.pollers")
@@ -33,6 +41,14 @@ class StopReason(enum.StrEnum):
     NOT_MANAGED = "not_managed"
     SHARD_MOVED = "shard_moved"  # another replica owns it now and carries its open alarms
     SHUTDOWN = "shutdown"
+
+
+class Ensured(enum.StrEnum):
+    """What ``PollerSet.ensure`` did (the values are the reconciler's metric labels)."""
+
+    STARTED = "start"
+    UPDATED = "update"
+    UNCHANGED = "none"
 
 
 class PollerSet:
@@ -54,8 +70,13 @@ class PollerSet:
         )
         self._scheduler = schedule.Scheduler()
         self._pollers: dict[RegionKey, RegionPoller] = {}
-        self._jobs: dict[tuple[RegionKey, str], tuple[float, schedule.Job]] = {}
-        self._running: dict[tuple[RegionKey, str], Future[Any]] = {}
+        self._jobs: dict[tuple[RegionKey, Job], tuple[float, schedule.Job]] = {}
+        self._running: dict[tuple[RegionKey, Job], Future[Any]] = {}
+        # Regions whose doorbell rang while a poll was in flight: one more poll after it.
+        self._rung: set[RegionKey] = set()
+        # Server listing pace per region, as the event source set it (kept across restarts
+        # of the region's poller).
+        self._listing: dict[RegionKey, float] = {}
         self._lock = threading.RLock()
         self._jitter = jitter
         self._stop = threading.Event()
@@ -74,29 +95,31 @@ class PollerSet:
         with self._lock:
             return dict(self._pollers)
 
-    def ensure(self, spec: RegionSpec) -> str:
-        """Start or update the region's poller; returns "start", "update" or "none"."""
+    def ensure(self, spec: RegionSpec) -> Ensured:
+        """Start or update the region's poller, or leave it be; says which."""
         with self._lock:
             poller = self._pollers.get(spec.key)
             if poller is None:
                 poller = self._make(spec)
+                poller.listing_interval = self._listing.get(spec.key)
                 self._pollers[spec.key] = poller
-                action = "start"
+                action = Ensured.STARTED
             elif poller.spec != spec:
                 backlogs_changed = poller.spec.config.backlogs != spec.config.backlogs
                 poller.update(spec)
                 if backlogs_changed:
                     self._pool.submit(poller.reevaluate)
-                action = "update"
+                action = Ensured.UPDATED
             else:
-                return "none"
-            self._reschedule(spec.key, poller, first=action == "start")
+                return Ensured.UNCHANGED
+            self._reschedule(spec.key, poller, first=action is Ensured.STARTED)
             return action
 
     def stop(self, key: RegionKey, reason: StopReason) -> None:
         """Stop one region's poller; clears its alarms unless the agent is shutting down."""
         with self._lock:
             poller = self._pollers.pop(key, None)
+            self._rung.discard(key)
             for job_key in [k for k in self._jobs if k[0] == key]:
                 self._scheduler.cancel_job(self._jobs.pop(job_key)[1])
         if poller is None:
@@ -106,12 +129,43 @@ class PollerSet:
         poller.close()
         log.info("poller.stopped", vimid=key.vimid, reason=reason.value)
 
-    def poll_now(self, key: RegionKey) -> None:
-        """Run one poll of the region soon (e.g. right after a config change)."""
+    def poll_soon(self, key: RegionKey) -> None:
+        """Ring the region's doorbell: its server poll runs as soon as possible.
+
+        Coalesced: while a poll of the region is in flight, any number of rings adds one
+        poll after it, so a burst of 500 is one or two polls, and polls of one region never
+        overlap. The poll lists servers (``changes-since``) whatever their pace. Unknown
+        regions are ignored.
+        """
         with self._lock:
             poller = self._pollers.get(key)
+            if poller is None or self._stop.is_set():
+                return
+            running = self._running.get((key, Job.POLL))
+            if running is not None and not running.done():
+                self._rung.add(key)
+                return
+            self._start_poll(key, poller, listing=True)
+
+    def set_listing_interval(self, key: RegionKey, seconds: float | None) -> None:
+        """List the region's servers every ``seconds`` instead of at the fault interval.
+
+        None goes back to normal. The compute-host liveness check (os-services) keeps the
+        fault interval either way. Applies to a region started later too.
+        """
+        if seconds is not None and (
+            isinstance(seconds, bool) or not math.isfinite(seconds) or seconds <= 0
+        ):
+            raise ValueError(f"listing interval must be a positive number of seconds: {seconds!r}")
+        with self._lock:
+            if seconds is None:
+                self._listing.pop(key, None)
+            else:
+                self._listing[key] = float(seconds)
+            poller = self._pollers.get(key)
             if poller is not None:
-                self._submit(key, poller, "poll")
+                poller.listing_interval = self._listing.get(key)
+                self._reschedule(key, poller, first=False)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop timers and wait (bounded) for polls in flight; alarms stay as they are."""
@@ -124,34 +178,59 @@ class PollerSet:
 
     # -- timers --------------------------------------------------------------------------
     def _reschedule(self, key: RegionKey, poller: RegionPoller, *, first: bool) -> None:
-        wanted = job_intervals(poller.spec)
+        wanted = job_intervals(poller.spec, poller.listing_interval)
         for job_key in [k for k in self._jobs if k[0] == key and k[1] not in wanted]:
             self._scheduler.cancel_job(self._jobs.pop(job_key)[1])
-        for name, interval in wanted.items():
-            current = self._jobs.get((key, name))
+        for job, interval in wanted.items():
+            current = self._jobs.get((key, job))
             if current is not None and current[0] == interval:
                 continue
             if current is not None:
                 self._scheduler.cancel_job(current[1])
             # schedule's own .to() jitter needs whole seconds; a random phase per region (the
             # first run below) keeps regions with the same interval from firing together.
-            job = self._scheduler.every(interval).seconds.do(self._submit, key, poller, name)
-            self._jobs[(key, name)] = (interval, job)
+            # schedule takes float seconds although its annotation says int.
+            every = self._scheduler.every(interval)  # type: ignore[arg-type]
+            timed = every.seconds.do(self._submit, key, poller, job)
+            self._jobs[(key, job)] = (interval, timed)
             if first or current is None:
                 delay = random.uniform(0, min(1.0, interval * self._jitter))
-                timer = threading.Timer(delay, self._submit, (key, poller, name))
+                timer = threading.Timer(delay, self._submit, (key, poller, job))
                 timer.daemon = True
                 timer.start()
 
-    def _submit(self, key: RegionKey, poller: RegionPoller, name: str) -> None:
+    def _submit(self, key: RegionKey, poller: RegionPoller, job: Job) -> None:
         with self._lock:
             if self._stop.is_set() or self._pollers.get(key) is not poller:
                 return
-            running = self._running.get((key, name))
+            running = self._running.get((key, job))
             if running is not None and not running.done():
                 return  # the previous run of this job is still going: skip, never overlap
-            pool = self._slow_pool if name == "measure" else self._pool
-            self._running[(key, name)] = pool.submit(poller.run_job, name)
+            if job is Job.POLL:
+                self._start_poll(key, poller, listing=False)
+                return
+            # Measurements walk a region's VMs slowly on purpose: their own pool.
+            pool = self._slow_pool if job is Job.MEASURE else self._pool
+            self._running[(key, job)] = pool.submit(poller.run_job, job)
+
+    def _start_poll(self, key: RegionKey, poller: RegionPoller, *, listing: bool) -> None:
+        """Submit one poll of the region (the caller holds the lock and checked none runs)."""
+        future = self._pool.submit(poller.poll, listing=listing)
+        self._running[(key, Job.POLL)] = future
+        future.add_done_callback(lambda _done: self._after_poll(key, poller))
+
+    def _after_poll(self, key: RegionKey, poller: RegionPoller) -> None:
+        """A poll ended: if the doorbell rang meanwhile, poll once more."""
+        with self._lock:
+            if key not in self._rung:
+                return
+            running = self._running.get((key, Job.POLL))
+            if running is not None and not running.done():
+                return  # another poll started meanwhile; its end serves the ring
+            self._rung.discard(key)
+            if self._stop.is_set() or self._pollers.get(key) is not poller:
+                return
+            self._start_poll(key, poller, listing=True)
 
     def _tick(self) -> None:
         while not self._stop.wait(0.05):

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -44,32 +44,13 @@ from vesagent.errors import (
     excerpt,
     retry_after_seconds,
 )
+from vesagent.model import VimCredentials as VimCredentials  # moved to the domain model
 
 DEFAULT_MICROVERSION = "2.79"
 # Nova clamps ``limit`` to ``[api] max_limit`` (1000 by default); larger values only cost memory.
 DEFAULT_PAGE_LIMIT = 1000
 # Bounds every paging loop: 10,000 pages of 1,000 is far beyond any real region.
 MAX_PAGES = 10_000
-
-
-@dataclass(frozen=True)
-class VimCredentials:
-    """How to reach one VIM, as A&AI's ``esr-system-info`` describes it.
-
-    ``verify`` is True (system CAs), False (``ssl-insecure``) or the path of a CA bundle
-    (``ssl-cacert``). ``project_id``, when set, scopes the token by id instead of by name.
-    The password never appears in ``repr`` or ``str``.
-    """
-
-    auth_url: str
-    username: str
-    password: str = field(repr=False)
-    project_name: str | None
-    user_domain: str = "Default"
-    project_domain: str = "Default"
-    region_name: str | None = None
-    verify: bool | str = True
-    project_id: str | None = None
 
 
 def ca_bundle_file(cacert: str, directory: Path | None = None) -> str:

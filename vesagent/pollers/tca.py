@@ -35,9 +35,8 @@ import math
 from typing import Any
 
 from vesagent.config import Threshold
-from vesagent.model import VesEvent
-from vesagent.pollers.decide import NO_CHANGE, FaultContext, Transition
-from vesagent.store import AlarmRecord
+from vesagent.model import AlarmRecord, VesEvent
+from vesagent.pollers.decide import NO_CHANGE, FaultContext, Transition, alarm_event
 
 TCA_PREFIX = "TCA:"
 """Every TCA ``AlarmRecord.condition`` starts with this."""
@@ -108,15 +107,14 @@ def _tca_event(
     if associated is not None:
         fields["associated_alert_id"] = [associated]
     urgent = action != "CLEAR" and severity in ("CRITICAL", "MAJOR")
-    return VesEvent(
+    return alarm_event(
+        ctx,
         domain="tca",
         event_id=event_id,
         event_name=TCA_EVENT_NAME,
-        source_name=server_name or server_id,
         source_id=server_id,
-        reporting_entity_name=ctx.reporter,
-        start_epoch_us=start_us,
-        last_epoch_us=max(ctx.now_us, start_us),
+        source_name=server_name,
+        start_us=start_us,
         sequence=0,
         priority="High" if urgent else "Normal",
         fields=fields,

@@ -27,23 +27,26 @@ The episode starts at the first failure of the run (``VimHealth.failed_since_us`
 caller passes ``at_us`` to ``observe``), else at the raising poll; the alarm record keeps it
 across restarts.
 
-While a VIM alarm is open, VM alarms are frozen (``vm_alarms_frozen``): a VM that is not
-listed or listed as UNKNOWN is then a symptom of the VIM's trouble, not of the VM.
+While a VIM alarm is open, VM and host alarms are frozen (``cycle.decide_poll``): a VM that
+is not listed or listed as UNKNOWN is then a symptom of the VIM's trouble, not of the VM.
+Raising would flood the collector with one false alarm per VM and clearing would announce
+recoveries that did not happen; the first poll after the VIM alarm clears decides every VM
+again from complete data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vesagent.model import AlarmRecord
 from vesagent.pollers.decide import (
     NO_CHANGE,
     FaultContext,
     FaultSpec,
     Transition,
-    clear_alarm,
+    clear_last_problem,
     raise_alarm,
 )
-from vesagent.store import AlarmRecord
 
 VIM_CONDITION = "VIM"
 """The ``AlarmRecord.condition`` of a region's VIM alarm."""
@@ -137,13 +140,11 @@ def decide_vim(
         # Fewer failures than the threshold with an alarm open: not healthy yet, keep it.
         if prev is None or health.consecutive_failures > 0:
             return NO_CHANGE
-        last = str(prev.data.get("problem") or VIM_UNREACHABLE)
-        return clear_alarm(
+        return clear_last_problem(
             prev,
             ctx,
-            name=f"Fault_MultiCloud_{last}Cleared",
-            condition=last,
-            problem=SPECIFIC_PROBLEMS.get(last, last),
+            default=VIM_UNREACHABLE,
+            problems=SPECIFIC_PROBLEMS,
             source_type=SOURCE_TYPE,
             additional={"vimid": ctx.vimid, "source_class": "cloud-region"},
         )
@@ -178,15 +179,3 @@ def decide_vim(
         ),
         data={"problem": problem},
     )
-
-
-def vm_alarms_frozen(vim_alarm_open: bool) -> bool:
-    """Whether VM (and host) alarms must be left as they are in this poll.
-
-    True while a VIM alarm is open: a failed poll says nothing about VMs, and with partial
-    records a VM listed as UNKNOWN or not listed at all is a symptom of the unreachable cell.
-    Raising would flood the collector with one false alarm per VM and clearing would
-    announce recoveries that did not happen, so neither is done until the VIM alarm clears;
-    the first poll after that decides every VM again from complete data.
-    """
-    return bool(vim_alarm_open)

@@ -41,6 +41,7 @@ from vesagent.errors import (
 )
 from vesagent.logs import get_logger
 from vesagent.metrics import Metrics
+from vesagent.model import CollectorAuth as CollectorAuth  # moved to the domain model
 from vesagent.retrying import wait_honouring
 from vesagent.store import OutboxRow, Store
 from vesagent.ves_client.encode import plan_batches
@@ -52,24 +53,6 @@ MAX_BATCH_EVENTS = 500
 FAILURE_LOG_EVERY = 60.0  # seconds between two log lines about the same failing collector
 #: What makes a collector's events wait (an outage) rather than be dead-lettered.
 HOLDING_ERRORS = (TemporaryError, CredentialsRefused, PermissionDenied)
-
-
-@dataclass(frozen=True)
-class CollectorAuth:
-    """How to reach one collector; ``repr`` hides the password."""
-
-    endpoint: str
-    username: str | None = None
-    password: str | None = None
-    timeout: float = 5.0
-    verify: bool | str = True
-
-    def __repr__(self) -> str:
-        return f"CollectorAuth(endpoint={self.endpoint!r}, username={self.username!r})"
-
-    @property
-    def batch_url(self) -> str:
-        return self.endpoint.rstrip("/") + "/eventBatch"
 
 
 class CollectorDirectory:
