@@ -20,8 +20,8 @@ from urllib.parse import quote
 import requests
 
 from vesagent.errors import PermanentError, TemporaryError, error_for_status
-from vesagent.model import RegionKey
-from vesagent.pollers.openstack import VimCredentials, ca_bundle_file
+from vesagent.model import RegionKey, VimCredentials
+from vesagent.pollers.openstack import ca_bundle_file
 from vesagent.retrying import aai_read
 
 REGIONS_PATH = "cloud-infrastructure/cloud-regions"

@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vesagent.config import VesagentConfig
-from vesagent.model import RegionKey
-from vesagent.pollers.openstack import VimCredentials
+from vesagent.model import RegionKey, VimCredentials
 
 
 @dataclass(frozen=True)

@@ -222,7 +222,6 @@ def collector_status(agent: Any, endpoint: str) -> CollectorStatus:
 def _backlogs(spec: Any, poller: Any) -> list[BacklogStatus]:
     # Imported here: ``vesagent status`` uses the models without loading the pollers.
     from vesagent.pollers.hosts import host_selected
-    from vesagent.pollers.poller import selector_for
 
     last = poller.last
     fault_at = iso(last.finished) if last else None
@@ -247,7 +246,7 @@ def _backlogs(spec: Any, poller: Any) -> list[BacklogStatus]:
             last_ok=ok,
         )
         if backlog.type == "vm" and backlog.domain != "heartbeat":
-            selector = selector_for(backlog, poller.cached_tenant)
+            selector = poller.selector(backlog)
             ids = {s.id for s in servers if selector.matches(s)}
             entry.matched_vms = len(ids)
             entry.active_alarms = sum(1 for sid, _c in alarms if sid in ids)

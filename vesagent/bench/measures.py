@@ -34,7 +34,7 @@ from vesagent.bench.world import (
     region_spec,
     timed,
 )
-from vesagent.model import RegionKey
+from vesagent.model import CollectorAuth, RegionKey
 from vesagent.pollers.manager import StopReason
 from vesagent.pollers.openstack import ComputeClient
 from vesagent.pollers.poller import RegionPoller
@@ -45,7 +45,7 @@ from vesagent.sim.openstack import OpenStackSim
 from vesagent.sim.ves import VesCollectorSim
 from vesagent.spec import RegionSpec
 from vesagent.store import Store
-from vesagent.ves_client.sender import CollectorAuth, CollectorDirectory, Sender, wrap_batch
+from vesagent.ves_client.sender import CollectorDirectory, Sender, wrap_batch
 
 REGION = "RegionOne"
 NOVA_PAGE = 1000

@@ -13,9 +13,8 @@ from typing import Any, TypeVar
 
 from vesagent import AGENT_NAME
 from vesagent.config import parse_cloud_extra_info
-from vesagent.model import RegionKey
+from vesagent.model import RegionKey, VimCredentials
 from vesagent.pollers.decide import FaultContext, ServerView, decide_vm
-from vesagent.pollers.openstack import VimCredentials
 from vesagent.sim.aai import AaiSim
 from vesagent.spec import RegionSpec
 from vesagent.store import OutboxItem

@@ -36,8 +36,7 @@ from cachetools import TTLCache
 from vesagent.aai_client import RegionRecord
 from vesagent.errors import PermanentError, TemporaryError
 from vesagent.logs import get_logger
-from vesagent.model import RegionKey
-from vesagent.pollers.openstack import VimCredentials
+from vesagent.model import RegionKey, VimCredentials
 
 log = get_logger("vesagent.reconciler")
 

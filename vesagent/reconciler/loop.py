@@ -34,14 +34,13 @@ from vesagent.config import (
 from vesagent.errors import ConfigError, PermanentError, TemporaryError
 from vesagent.logs import get_logger
 from vesagent.metrics import Metrics
-from vesagent.model import RegionKey
+from vesagent.model import CollectorAuth, RegionKey, VimCredentials
 from vesagent.pollers.manager import PollerSet, StopReason
-from vesagent.pollers.openstack import VimCredentials
 from vesagent.reconciler.credentials import CredentialReader
 from vesagent.reconciler.diff import Plan, diff
 from vesagent.settings import Shard
 from vesagent.spec import RegionSpec
-from vesagent.ves_client.sender import CollectorAuth, CollectorDirectory
+from vesagent.ves_client.sender import CollectorDirectory
 
 log = get_logger("vesagent.reconciler")
 
