@@ -42,6 +42,7 @@ from vesagent.errors import (
 from vesagent.logs import get_logger
 from vesagent.metrics import Metrics
 from vesagent.model import CollectorAuth as CollectorAuth  # moved to the domain model
+from vesagent.outage import OutageLog
 from vesagent.retrying import wait_honouring
 from vesagent.store import OutboxRow, Store
 from vesagent.ves_client.encode import plan_batches
@@ -50,7 +51,6 @@ log = get_logger("vesagent.sender")
 
 MAX_BATCH_BYTES = 1_000_000
 MAX_BATCH_EVENTS = 500
-FAILURE_LOG_EVERY = 60.0  # seconds between two log lines about the same failing collector
 #: What makes a collector's events wait (an outage) rather than be dead-lettered.
 HOLDING_ERRORS = (TemporaryError, CredentialsRefused, PermissionDenied)
 
@@ -154,8 +154,7 @@ class Sender:
         self.last_success: dict[str, float] = {}
         self.last_error: dict[str, str] = {}
         self.last_reason: dict[str, str] = {}
-        self._down_since: dict[str, float] = {}
-        self._last_failure_log: dict[str, float] = {}
+        self._outages = OutageLog(log, "delivery")
         directory.watch(self._credentials_changed)
 
     def start(self) -> None:
@@ -323,37 +322,29 @@ class Sender:
 
     def _failing(self, collector: str, error: str, reason: str) -> None:
         """Log the first failure at once, then at most once a minute: a state, not a flood."""
-        now = time.time()
-        first = collector not in self.last_error or self.last_reason.get(collector) != reason
+        if self.last_reason.get(collector, reason) != reason:
+            self._outages.forget(collector)  # a new kind of outage is logged as a new one
         self.last_error[collector] = error
         self.last_reason[collector] = reason
-        self._down_since.setdefault(collector, now)
         self._metrics.collector_up.labels(collector).set(0)
-        if first or now - self._last_failure_log.get(collector, 0.0) >= FAILURE_LOG_EVERY:
-            self._last_failure_log[collector] = now
-            log.warning(
-                "delivery.failing" if first else "delivery.still_failing",
-                collector=collector,
-                reason=reason,
-                error=error,
-                down_for_s=round(now - self._down_since[collector], 1),
-                waiting=self._store.depth(collector),
-            )
+        self._outages.failed(
+            collector,
+            error,
+            details=lambda: {"waiting": self._store.depth(collector)},
+            collector=collector,
+            reason=reason,
+        )
 
     def _recovered(self, collector: str) -> None:
-        now = time.time()
-        self.last_success[collector] = now
+        self.last_success[collector] = time.time()
         self._metrics.collector_up.labels(collector).set(1)
         self.last_reason.pop(collector, None)
-        if self.last_error.pop(collector, None) is not None:
-            since = self._down_since.pop(collector, now)
-            self._last_failure_log.pop(collector, None)
-            log.info(
-                "delivery.recovered",
-                collector=collector,
-                down_for_s=round(now - since, 1),
-                waiting=self._store.depth(collector),
-            )
+        self.last_error.pop(collector, None)
+        self._outages.succeeded(
+            collector,
+            details=lambda: {"waiting": self._store.depth(collector)},
+            collector=collector,
+        )
 
     def _dead_letter(self, collector: str, rows: list[OutboxRow], outcome: DeliveryOutcome) -> None:
         self._store.dead_letter([r.id for r in rows], outcome.status or 0, outcome.excerpt)
