@@ -23,7 +23,7 @@ setup(
         "pydantic>=2.6,<3",
         "prometheus-client>=0.20",
         "flask>=3.0",
-        "waitress>=3.0",
+        "cheroot>=10.0",
         "jsonschema>=4.21",
     ],
     extras_require={

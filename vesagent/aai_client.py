@@ -17,20 +17,23 @@ from urllib.parse import quote
 
 import requests
 
-from vesagent.errors import PermanentError, TemporaryError
+from vesagent.errors import (
+    Conflict,
+    NotFound,
+    PermanentError,
+    TemporaryError,
+    VesagentError,
+    error_for_status,
+)
 from vesagent.model import RegionKey
 from vesagent.pollers.openstack import VimCredentials, ca_bundle_file
 from vesagent.retrying import aai_read
+from vesagent.vimid import check_region_key
 
 REGIONS_PATH = "cloud-infrastructure/cloud-regions"
 
 
-class NotFound(PermanentError):
-    """A&AI answered 404 for a node."""
-
-
-class Conflict(PermanentError):
-    """A&AI answered 412: resource-version missing or stale (re-read and retry)."""
+__all__ = ["AaiClient", "Conflict", "NotFound", "RegionRecord", "credentials_from_esr"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class AaiClient:
         *,
         version: str = "v13",
         verify: bool | str = True,
+        cert: tuple[str, str] | None = None,
         timeout: float = 10.0,
         page_size: int = 500,
         retry_attempts: int = 3,
@@ -108,6 +112,7 @@ class AaiClient:
         self._session = requests.Session()
         self._session.auth = (username, password)
         self._session.verify = verify
+        self._session.cert = cert  # client certificate and key, when A&AI asks for one
         self._timeout = timeout
         self._page_size = page_size
         self._attempts = retry_attempts
@@ -152,15 +157,20 @@ class AaiClient:
             raise TemporaryError(f"A&AI {what}: answer is not JSON") from exc
 
     @staticmethod
-    def _fail(response: requests.Response, what: str) -> PermanentError:
-        text = response.text[:300]
-        if response.status_code == 403:
-            return PermanentError(f"A&AI {what}: HTTP 403 (check VESAGENT_AAI_USERNAME/PASSWORD)")
-        if response.status_code == 404:
-            return NotFound(f"A&AI {what}: not found")
-        if response.status_code == 412:
-            return Conflict(f"A&AI {what}: HTTP 412 {text}")
-        return PermanentError(f"A&AI {what}: HTTP {response.status_code} {text}")
+    def _fail(response: requests.Response, what: str) -> VesagentError:
+        # One classification (errors.py): 401/403/404/409/412/other 4xx keep their meaning
+        # and carry a short cleaned excerpt, never A&AI's whole body.
+        hint = (
+            " (check VESAGENT_AAI_USERNAME/PASSWORD)" if response.status_code in (401, 403) else ""
+        )
+        error = error_for_status(
+            "aai",
+            response.status_code,
+            f"A&AI {what}{hint}",
+            headers=response.headers,
+            body=response.text,
+        )
+        return error or PermanentError(f"A&AI {what}: HTTP {response.status_code}", service="aai")
 
     # -- reads ---------------------------------------------------------------------------
     def list_regions(self) -> list[RegionRecord]:
@@ -188,6 +198,9 @@ class AaiClient:
         return records
 
     def region_path(self, key: RegionKey) -> str:
+        """The region's path; raises InvalidVimid before any URL is built for a bad key
+        (``.`` or ``..`` would be normalised away and reach another node)."""
+        check_region_key(key)
         return (
             f"{REGIONS_PATH}/cloud-region/{quote(key.cloud_owner, safe='')}"
             f"/{quote(key.cloud_region_id, safe='')}"
