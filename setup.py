@@ -35,6 +35,7 @@ setup(
             "mypy>=1.10",
             "types-requests",
             "types-cachetools",
+            "cryptography>=42",
         ],
     },
     entry_points={"console_scripts": ["vesagent=vesagent.cli:main"]},

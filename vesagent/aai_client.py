@@ -112,6 +112,7 @@ class AaiClient:
         self._session = requests.Session()
         self._session.auth = (username, password)
         self._session.verify = verify
+        self._verify = verify  # also per request: REQUESTS_CA_BUNDLE would override the session's
         self._session.cert = cert  # client certificate and key, when A&AI asks for one
         self._timeout = timeout
         self._page_size = page_size
@@ -133,7 +134,7 @@ class AaiClient:
         self.requests_made += 1
         try:
             response = self._session.request(
-                method, url, headers=headers, timeout=self._timeout, **kwargs
+                method, url, headers=headers, timeout=self._timeout, verify=self._verify, **kwargs
             )
         except requests.Timeout as exc:
             raise TemporaryError(f"A&AI {method} {url}: timed out") from exc
