@@ -503,7 +503,7 @@ class Backlog(BaseModel):
             problems.append(("thresholds", "a tca backlog needs at least one threshold"))
         if self.domain != "tca" and "thresholds" in self.model_fields_set:
             problems.append(("thresholds", "only tca backlogs have thresholds"))
-        scoped = ("tenant", "tenantid") if self.type == "host" else ()
+        scoped: tuple[str, ...] = ("tenant", "tenantid") if self.type == "host" else ()
         if self.type == "vim":
             scoped = ("tenant", "tenantid", "source", "sourceid")
         for name in scoped:
@@ -833,7 +833,7 @@ def _members(text: str) -> tuple[list[_Member], int]:
     members: list[_Member] = []
     while text[index] != "}":
         start = index
-        key, index = json.decoder.scanstring(text, index + 1)
+        key, index = json.decoder.scanstring(text, index + 1)  # type: ignore[attr-defined]
         value_start = _skip_space(text, _skip_space(text, index) + 1)  # past ":"
         _value, index = decoder.raw_decode(text, value_start)
         members.append(_Member(key, start, value_start, index))

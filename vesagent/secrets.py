@@ -136,6 +136,7 @@ def secret_fields(model: type[BaseModel] | None = None) -> list[SecretField]:
             kind = extra.get("secret")
             if kind in ("value", "url"):
                 sent_to = extra.get("sent_to")
+                sent_to = sent_to if isinstance(sent_to, str) else None
                 found.append(SecretField((*prefix, name), str(kind), sent_to if sent_to else None))
             for sub, is_item in _models_in(field.annotation):
                 stack.append((sub, prefix + ((name, "[]") if is_item else (name,))))
