@@ -283,3 +283,12 @@ def test_refused_requests_never_add_metric_labels(world, agent_factory) -> None:
         response = session.request(method, api(agent, f"/{vimid}/vesagent"), json=body, timeout=30)
         assert 400 <= response.status_code < 500, (vimid, response.status_code)
     assert _label_sets(agent) == before
+
+
+def test_api_auth_none_is_logged_as_a_warning(world, agent_factory) -> None:
+    """``--api-auth none`` runs the API open on purpose, and says so in the log."""
+    plain_region(world)
+    agent = agent_factory(VESAGENT_API_AUTH="none")
+    assert requests.get(api(agent, "/vesagent"), timeout=30).status_code == 200
+    warning = [json.loads(line) for line in agent.logs().splitlines() if '"api.open"' in line]
+    assert warning and warning[0]["level"] == "warning"
