@@ -23,7 +23,7 @@ setup(
         "pydantic>=2.6,<3",
         "prometheus-client>=0.20",
         "flask>=3.0",
-        "waitress>=3.0",
+        "cheroot>=10.0",
         "jsonschema>=4.21",
     ],
     extras_require={
@@ -35,6 +35,7 @@ setup(
             "mypy>=1.10",
             "types-requests",
             "types-cachetools",
+            "cryptography>=42",
         ],
     },
     entry_points={"console_scripts": ["vesagent=vesagent.cli:main"]},

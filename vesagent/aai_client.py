@@ -23,6 +23,7 @@ from vesagent.errors import PermanentError, TemporaryError, error_for_status
 from vesagent.model import RegionKey, VimCredentials
 from vesagent.pollers.openstack import ca_bundle_file
 from vesagent.retrying import aai_read
+from vesagent.vimid import check_region_key
 
 REGIONS_PATH = "cloud-infrastructure/cloud-regions"
 
@@ -94,6 +95,7 @@ class AaiClient:
         *,
         version: str = "v13",
         verify: bool | str = True,
+        cert: tuple[str, str] | None = None,
         timeout: float = 10.0,
         page_size: int = 500,
         retry_attempts: int = 3,
@@ -102,6 +104,8 @@ class AaiClient:
         self._session = requests.Session()
         self._session.auth = (username, password)
         self._session.verify = verify
+        self._verify = verify  # also per request: REQUESTS_CA_BUNDLE would override the session's
+        self._session.cert = cert  # client certificate and key, when A&AI asks for one
         self._timeout = timeout
         self._page_size = page_size
         self._attempts = retry_attempts
@@ -122,7 +126,7 @@ class AaiClient:
         self.requests_made += 1
         try:
             response = self._session.request(
-                method, url, headers=headers, timeout=self._timeout, **kwargs
+                method, url, headers=headers, timeout=self._timeout, verify=self._verify, **kwargs
             )
         except requests.Timeout as exc:
             raise TemporaryError(f"A&AI {method} {url}: timed out", service="aai") from exc
@@ -196,6 +200,9 @@ class AaiClient:
         return records
 
     def region_path(self, key: RegionKey) -> str:
+        """The region's path; raises InvalidVimid before any URL is built for a bad key
+        (``.`` or ``..`` would be normalised away and reach another node)."""
+        check_region_key(key)
         return (
             f"{REGIONS_PATH}/cloud-region/{quote(key.cloud_owner, safe='')}"
             f"/{quote(key.cloud_region_id, safe='')}"

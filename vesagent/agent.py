@@ -11,10 +11,12 @@ import fcntl
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
 from prometheus_client import CollectorRegistry
 
 from vesagent import __version__
@@ -71,6 +73,36 @@ def lock_state_dir(state_dir: Path) -> Any:
     return handle
 
 
+def _pair(cert: str | None, key: str | None) -> tuple[str, str] | None:
+    """A client certificate and its key for requests/keystoneauth, or None."""
+    return (cert, key) if cert and key else None
+
+
+class _CollectorSession(requests.Session):
+    """A session whose "verify with the system CAs" means the agent's default VES CA bundle."""
+
+    default_ca: str | None = None
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:
+        if verify is True and self.default_ca:
+            verify = self.default_ca  # a subscription's own ca_file or ssl_insecure still wins
+        return super().merge_environment_settings(url, proxies, stream, verify, cert)
+
+
+def collector_session(settings: Settings) -> Callable[[], requests.Session]:
+    """Sessions for the VES collectors with the agent's client certificate and default CA."""
+
+    def make() -> requests.Session:
+        session = _CollectorSession()
+        session.cert = _pair(settings.ves_client_cert, settings.ves_client_key)
+        session.default_ca = settings.ves_ca_file
+        return session
+
+    return make
+
+
 def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -> Agent:
     """Wire the parts; raises StoreError when the state file cannot be used."""
     registry = registry or CollectorRegistry()
@@ -85,10 +117,10 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
     )
     directory = CollectorDirectory()
     registry.register(OutboxCollector(store.stats, directory.endpoints))
-    sender = Sender(store, directory, metrics=metrics)
+    sender = Sender(store, directory, metrics=metrics, session_factory=collector_session(settings))
 
     # One Keystone token per set of VIM credentials, shared by every region that uses them.
-    sessions = SessionPool()
+    sessions = SessionPool(cert=_pair(settings.keystone_client_cert, settings.keystone_client_key))
 
     def make_client(creds: VimCredentials) -> ComputeClient:
         return ComputeClient(creds, pool=sessions)
@@ -114,6 +146,7 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
         settings.aai_password.get_secret_value(),
         version=settings.aai_api_version,
         verify=verify,
+        cert=_pair(settings.aai_client_cert, settings.aai_client_key),
     )
     reconciler = Reconciler(aai, pollers, directory, shard=settings.shard, metrics=metrics)
     return Agent(
@@ -144,7 +177,8 @@ def run_agent(settings: Settings) -> int:
     try:
         server = serve(agent)
     except OSError as exc:
-        log.error("startup.failed", error=f"cannot listen on {settings.listen}: {exc.strerror}")
+        reason = exc.strerror or str(exc)
+        log.error("startup.failed", error=f"cannot listen on {settings.listen}: {reason}")
         agent.store.close()
         return 1
 
@@ -159,7 +193,7 @@ def run_agent(settings: Settings) -> int:
         "agent.started",
         version=__version__,
         aai=settings.aai_url,
-        listen=f"http://{server.effective_listen}",
+        listen=f"{server.scheme}://{server.effective_listen}",
         shard=str(settings.shard),
         state_dir=str(settings.state_dir),
     )

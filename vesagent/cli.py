@@ -31,11 +31,65 @@ RUN_OPTIONS: list[tuple[str, str, str]] = [
     ("--outbox-max-age", "VESAGENT_OUTBOX_MAX_AGE", "seconds an undelivered event is kept (7200)"),
     ("--outbox-max-events", "VESAGENT_OUTBOX_MAX_EVENTS", "events kept for delivery (1000000)"),
     ("--outbox-max-bytes", "VESAGENT_OUTBOX_MAX_BYTES", "bytes kept for delivery (512 MiB)"),
-    ("--api-username", "VESAGENT_API_USERNAME", "require Basic auth on the REST API (unset)"),
+    ("--api-username", "VESAGENT_API_USERNAME", "REST API user who may read and change (unset)"),
     ("--api-password", "VESAGENT_API_PASSWORD", "password of the REST API user"),
+    ("--api-read-username", "VESAGENT_API_READ_USERNAME", "REST API user who may only read"),
+    ("--api-read-password", "VESAGENT_API_READ_PASSWORD", "password of the read-only user"),
+    (
+        "--api-auth",
+        "VESAGENT_API_AUTH",
+        "auto, basic or none (auto: credentials required on a non-loopback listener)",
+    ),
+    ("--tls-cert", "VESAGENT_TLS_CERT", "PEM certificate of the agent's listener (HTTPS)"),
+    ("--tls-key", "VESAGENT_TLS_KEY", "PEM private key of the agent's listener"),
+    ("--aai-client-cert", "VESAGENT_AAI_CLIENT_CERT", "PEM client certificate for A&AI"),
+    ("--aai-client-key", "VESAGENT_AAI_CLIENT_KEY", "PEM client key for A&AI"),
+    ("--ves-client-cert", "VESAGENT_VES_CLIENT_CERT", "PEM client certificate for collectors"),
+    ("--ves-client-key", "VESAGENT_VES_CLIENT_KEY", "PEM client key for collectors"),
+    ("--ves-ca-file", "VESAGENT_VES_CA_FILE", "CA bundle for https collectors (system CAs)"),
+    (
+        "--keystone-client-cert",
+        "VESAGENT_KEYSTONE_CLIENT_CERT",
+        "PEM client certificate for Keystone and Nova",
+    ),
+    ("--keystone-client-key", "VESAGENT_KEYSTONE_CLIENT_KEY", "PEM client key for Keystone/Nova"),
     ("--log-format", "VESAGENT_LOG_FORMAT", "json or console (json)"),
     ("--log-level", "VESAGENT_LOG_LEVEL", "debug, info, warning, error (info)"),
 ]
+
+
+# Every password setting can come from a file instead (``--aai-password-file``,
+# ``VESAGENT_API_PASSWORD_FILE``...): a flag shows in ``ps``, and a mounted Secret file can
+# change without a new environment.
+PASSWORD_FILE_OPTIONS: list[tuple[str, str, str]] = [
+    (f"{flag}-file", f"{env}_FILE", f"file holding the {flag[2:]} (one line)")
+    for flag, env, _help in RUN_OPTIONS
+    if flag.endswith("-password")
+]
+MAX_SECRET_FILE_BYTES = 64 * 1024
+
+
+class SecretFileError(ValueError):
+    """A password file that cannot be used; names the setting and the file."""
+
+
+def read_secret_file(path: str, setting: str) -> str:
+    """The secret in ``path``: its first line without the line break (at most 64 KiB)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as exc:
+        raise SecretFileError(f"{setting}: cannot read {path}: {exc.strerror}") from None
+    if len(data) > MAX_SECRET_FILE_BYTES:
+        raise SecretFileError(f"{setting}: {path} is larger than 64 KiB: not a password file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SecretFileError(f"{setting}: {path} is not UTF-8 text") from None
+    secret = text.splitlines()[0] if text.splitlines() else ""
+    if not secret:
+        raise SecretFileError(f"{setting}: {path} is empty")
+    return secret
 
 
 def _add_log_options(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the agent. Each flag falls back to the environment variable shown.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    for flag, env, help_text in RUN_OPTIONS:
+    for flag, env, help_text in RUN_OPTIONS + PASSWORD_FILE_OPTIONS:
         run.add_argument(flag, default=None, help=f"{help_text} [env {env}]")
 
     check = sub.add_parser(
@@ -115,6 +169,15 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> Any:
             value = environ.get(env)
         if value is not None and value != "":
             values[attr] = value
+    for flag, env, _help in PASSWORD_FILE_OPTIONS:
+        attr = flag[2:].replace("-", "_")  # aai_password_file
+        path = getattr(args, attr, None) or environ.get(env)
+        if not path:
+            continue
+        setting = attr[: -len("_file")]
+        if setting in values:
+            raise SecretFileError(f"give {setting} or {attr}, not both")
+        values[setting] = read_secret_file(path, env)
     if "shard" not in values and (derived := shard_from_environment(environ)) is not None:
         values["shard"] = derived  # StatefulSet pod: ordinal/VESAGENT_REPLICAS (vesagent.k8s)
     if "aai_insecure" in values:
@@ -134,7 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "status":
         from vesagent.status import status_command
 
-        return status_command(args, os.environ)
+        try:
+            return status_command(args, os.environ)
+        except SecretFileError as exc:
+            print(f"vesagent status: {exc}", file=sys.stderr)
+            return 2
     fmt = args.log_format or os.environ.get("VESAGENT_LOG_FORMAT") or "console"
     logs.configure(fmt, args.log_level or os.environ.get("VESAGENT_LOG_LEVEL") or "info")
     if args.command == "check-config":
@@ -159,28 +226,82 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"])
             env = next((e for f, e, _ in RUN_OPTIONS if f[2:].replace("-", "_") == name), name)
-            print(f"vesagent run: {name} ({env}): {err['msg']}", file=sys.stderr)
+            where = f"{name} ({env}): " if name else ""
+            print(f"vesagent run: {where}{err['msg']}", file=sys.stderr)
         return 2
-    except ShardEnvironmentError as exc:
+    except (ShardEnvironmentError, SecretFileError) as exc:
         print(f"vesagent run: {exc}", file=sys.stderr)
         return 2
+    refusal = settings.open_api_refusal()
+    if refusal:
+        print(f"vesagent run: {refusal}", file=sys.stderr)
+        return 2
     logs.configure(settings.log_format, settings.log_level)
+    if settings.api_auth == "none":
+        logs.get_logger("vesagent.cli").warning(
+            "api.open",
+            listen=settings.listen,
+            reason="--api-auth none: anyone who reaches "
+            "the listener may read and change every region's vesagent_config",
+        )
     from vesagent.agent import run_agent
 
     return run_agent(settings)
 
 
-def _cmd_check_config(path: str) -> int:
-    from vesagent.config import check_config_text, check_config_warnings
+def read_config_input(raw: bytes, limit: int) -> str:
+    """The text of ``check-config`` input, or ValueError saying what is wrong with it.
 
+    ``raw`` holds at most ``limit + 1`` bytes: one more than the limit means "too large".
+    """
+    if len(raw) > limit:
+        raise ValueError(
+            f"larger than {limit} bytes (1 MiB, the limit of cloud-extra-info): not read further"
+        )
+    for bom, name in (
+        (b"\xff\xfe\x00\x00", "UTF-32"),
+        (b"\x00\x00\xfe\xff", "UTF-32"),
+        (b"\xff\xfe", "UTF-16"),
+        (b"\xfe\xff", "UTF-16"),
+    ):
+        if raw.startswith(bom):
+            raise ValueError(f"is {name} text: A&AI stores cloud-extra-info as UTF-8, convert it")
+    if b"\x00" in raw:
+        where = raw.index(b"\x00")
+        raise ValueError(f"holds a NUL byte at offset {where}: binary data, not JSON text")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"is not UTF-8 text: invalid byte at offset {exc.start}") from None
+
+
+def _cmd_check_config(path: str) -> int:
+    from vesagent.config import (
+        MAX_CLOUD_EXTRA_INFO_BYTES,
+        check_config_text,
+        check_config_warnings,
+    )
+
+    limit = MAX_CLOUD_EXTRA_INFO_BYTES
     try:
         if path == "-":
-            text = sys.stdin.read()
+            stdin = getattr(sys.stdin, "buffer", None)  # a text-only stdin (tests) has none
+            raw = (
+                stdin.read(limit + 1)  # never more: /dev/zero or 300 MB stdin
+                if stdin is not None
+                else sys.stdin.read(limit + 1).encode("utf-8", "surrogatepass")
+            )
         else:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
+            with open(path, "rb") as handle:
+                raw = handle.read(limit + 1)
     except OSError as exc:
-        print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+        print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    try:
+        text = read_config_input(raw, limit)
+    except ValueError as exc:
+        print(f"(top): input {exc}")
+        print(f"{path}: 1 problem(s)", file=sys.stderr)
         return 1
     problems = check_config_text(text)
     for where, message in check_config_warnings(text):

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
     SecretStr,
     ValidationError,
     field_validator,
@@ -43,7 +44,6 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from vesagent.errors import ConfigError
-from vesagent.logs import REDACTED, is_secret_key
 
 CONFIG_KEY = "vesagent_config"
 """The key of ``cloud-extra-info`` that makes a region managed by vesagent."""
@@ -245,7 +245,9 @@ class VesSubscription(BaseModel):
 
     endpoint: str
     username: str | None = None
-    password: SecretStr | None = None
+    password: SecretStr | None = Field(
+        None, json_schema_extra={"secret": "value", "sent_to": "endpoint"}
+    )
     ves_version: VesVersion | None = None
     timeout: float = 5.0
     """Seconds to wait for the collector per request (0.5 .. 120)."""
@@ -501,7 +503,7 @@ class Backlog(BaseModel):
             problems.append(("thresholds", "a tca backlog needs at least one threshold"))
         if self.domain != "tca" and "thresholds" in self.model_fields_set:
             problems.append(("thresholds", "only tca backlogs have thresholds"))
-        scoped = ("tenant", "tenantid") if self.type == "host" else ()
+        scoped: tuple[str, ...] = ("tenant", "tenantid") if self.type == "host" else ()
         if self.type == "vim":
             scoped = ("tenant", "tenantid", "source", "sourceid")
         for name in scoped:
@@ -831,7 +833,7 @@ def _members(text: str) -> tuple[list[_Member], int]:
     members: list[_Member] = []
     while text[index] != "}":
         start = index
-        key, index = json.decoder.scanstring(text, index + 1)
+        key, index = json.decoder.scanstring(text, index + 1)  # type: ignore[attr-defined]
         value_start = _skip_space(text, _skip_space(text, index) + 1)  # past ":"
         _value, index = decoder.raw_decode(text, value_start)
         members.append(_Member(key, start, value_start, index))
@@ -921,29 +923,12 @@ def _merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def masked(config_obj: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of a decoded config with every password (any secret-named key) as ``***``.
+    """A deep copy of a decoded config with every secret as ``***`` (see ``vesagent.secrets``).
 
-    Secret-named keys are those ``vesagent.logs.is_secret_key`` masks in logs (password,
-    secret, token, authorization); a null stays null so "no password" remains visible.
-    Iterative, so any depth that JSON decoding allows is fine.
+    Secrets are the fields the schema marks (``json_schema_extra={"secret": ...}``: the VES
+    password, a password inside a transport URL), plus unknown keys whose name looks secret;
+    a null stays null so "no password" remains visible.
     """
-    root: dict[str, Any] = {}
-    stack: list[tuple[Any, Any]] = [(config_obj, root)]
-    while stack:
-        source, target = stack.pop()
-        items = source.items() if isinstance(source, Mapping) else enumerate(source)
-        for name, value in items:
-            copied: Any
-            secret_name = isinstance(source, Mapping) and is_secret_key(name)
-            if (secret_name and value is not None) or isinstance(value, SecretStr):
-                copied = REDACTED
-            elif isinstance(value, Mapping):
-                copied = {}
-                stack.append((value, copied))
-            elif isinstance(value, list | tuple):
-                copied = [None] * len(value)
-                stack.append((value, copied))
-            else:
-                copied = value
-            target[name] = copied
-    return root
+    from vesagent.secrets import masked_config  # secrets reads these models: no import cycle
+
+    return masked_config(config_obj)

@@ -8,8 +8,9 @@ JSON object per line whatever wrote it.
 from __future__ import annotations
 
 import logging
+import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -24,18 +25,37 @@ def is_secret_key(key: object) -> bool:
     return any(word in lowered for word in SECRET_WORDS)
 
 
+# ``scheme://user:password@host``: the password part of a URL's userinfo (also after a comma,
+# as in oslo.messaging's multi-host transport URLs).
+_URL_PASSWORD = re.compile(r"((?://|,)[^:@/?#\s,]*):[^@/?#\s]*@")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every password inside a URL (``rabbit://user:***@host``) masked."""
+    return _URL_PASSWORD.sub(rf"\1:{REDACTED}@", text) if "@" in text else text
+
+
 def redact(value: Any) -> Any:
-    """Copy ``value`` with every secret-named key's value replaced, at any depth."""
+    """Copy ``value`` with every secret-named key's value and URL password masked, at any depth."""
     if isinstance(value, Mapping):
         return {k: (REDACTED if is_secret_key(k) else redact(v)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(redact(v) for v in value)
+    if isinstance(value, str):
+        return redact_text(value)
     return value
 
 
-def redact_secrets(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> dict[str, Any]:
     """structlog processor: mask values of keys containing password/secret/token/authorization."""
     return redact(event_dict)
+
+
+_DICT_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
 
 
 def _shared_processors() -> list[Any]:
@@ -53,7 +73,10 @@ def configure(fmt: str = "json", level: str = "info", stream: Any = None) -> Non
     stream = stream or sys.stderr
     renderer: Any
     if fmt == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        # plain_traceback: rich/better-exceptions would print locals if installed.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     else:
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
     numeric = logging.getLevelName(level.upper())
@@ -75,7 +98,10 @@ def configure(fmt: str = "json", level: str = "info", stream: Any = None) -> Non
         foreign_pre_chain=_shared_processors(),
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.dict_tracebacks if fmt != "console" else _identity,
+            # Tracebacks as data, WITHOUT local variables: a frame's locals can hold a request
+            # body or a password (structlog shows them by default).
+            _DICT_TRACEBACKS if fmt != "console" else structlog.processors.format_exc_info,
+            redact_secrets,  # again: the traceback and exception message are now in the event
             renderer,
         ],
     )
@@ -87,10 +113,6 @@ def configure(fmt: str = "json", level: str = "info", stream: Any = None) -> Non
     # Chatty libraries stay at WARNING unless we debug.
     for noisy in ("urllib3", "keystoneauth", "werkzeug", "waitress.queue"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
-
-
-def _identity(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    return event_dict
 
 
 def get_logger(name: str = "vesagent", **bindings: Any) -> Any:

@@ -7,10 +7,12 @@ Settings are built once in ``cli`` and passed down as an argument; nothing deepe
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,27 @@ class Settings(BaseModel):
     outbox_max_bytes: int = Field(512 * 2**20, ge=2**20)
     api_username: str | None = None
     api_password: SecretStr | None = None
+    api_read_username: str | None = None
+    """A user that may only read (GET, ``vesagent status``); the API user may also change."""
+    api_read_password: SecretStr | None = None
+    api_auth: Literal["auto", "basic", "none"] = "auto"
+    """``auto``: Basic auth when credentials are given, and they are required on a non-loopback
+    listener; ``basic``: credentials always required; ``none``: no authentication at all
+    (explicit opt-in, logged as a warning)."""
+    tls_cert: str | None = None
+    """PEM certificate (chain) of the agent's own listener; with ``tls_key`` it serves HTTPS."""
+    tls_key: str | None = None
+    aai_client_cert: str | None = None
+    """PEM client certificate (and ``aai_client_key``) presented to A&AI (mutual TLS)."""
+    aai_client_key: str | None = None
+    ves_client_cert: str | None = None
+    """PEM client certificate (and ``ves_client_key``) presented to every VES collector."""
+    ves_client_key: str | None = None
+    ves_ca_file: str | None = None
+    """CA bundle for https collectors whose ``ves_subscription`` names no ``ca_file``."""
+    keystone_client_cert: str | None = None
+    """PEM client certificate (and ``keystone_client_key``) presented to Keystone and Nova."""
+    keystone_client_key: str | None = None
     log_format: str = "json"
     log_level: str = "info"
 
@@ -91,6 +114,62 @@ class Settings(BaseModel):
         if not (value == "latest" or (value[:1] == "v" and value[1:].isdigit())):
             raise ValueError("must look like v13 (or latest)")
         return value
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Settings:
+        pairs = (
+            ("api_username", "api_password"),
+            ("api_read_username", "api_read_password"),
+            ("tls_cert", "tls_key"),
+            ("aai_client_cert", "aai_client_key"),
+            ("ves_client_cert", "ves_client_key"),
+            ("keystone_client_cert", "keystone_client_key"),
+        )
+        for first, second in pairs:
+            if (getattr(self, first) is None) != (getattr(self, second) is None):
+                raise ValueError(f"{first} and {second} go together: give both or neither")
+        if self.api_read_username and self.api_read_username == self.api_username:
+            raise ValueError("api_read_username must differ from api_username")
+        if self.api_auth == "none" and (self.api_username or self.api_read_username):
+            raise ValueError("api_auth none contradicts the API credentials given: drop one")
+        if self.api_auth == "basic" and not self.api_username:
+            raise ValueError("api_auth basic needs api_username and api_password")
+        return self
+
+    @property
+    def api_users(self) -> dict[str, tuple[str, bool]]:
+        """``{username: (password, may_change)}`` of the REST API; empty when it is open."""
+        users: dict[str, tuple[str, bool]] = {}
+        if self.api_read_username and self.api_read_password is not None:
+            users[self.api_read_username] = (self.api_read_password.get_secret_value(), False)
+        if self.api_username and self.api_password is not None:
+            users[self.api_username] = (self.api_password.get_secret_value(), True)
+        return users
+
+    @property
+    def listen_is_loopback(self) -> bool:
+        """True when only this host can reach the listener (127.0.0.0/8, ::1, localhost)."""
+        host = self.listen_host_port[0]
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False  # a host name could resolve to anything: treat it as exposed
+
+    def open_api_refusal(self) -> str | None:
+        """Why the agent must not start with these settings (None: it may).
+
+        An API without credentials on an address others can reach lets anyone on the
+        network edit every region's configuration: refused unless ``api_auth`` is ``none``.
+        """
+        if self.api_users or self.api_auth == "none" or self.listen_is_loopback:
+            return None
+        return (
+            f"listening on {self.listen} (not loopback) without API credentials: set "
+            "VESAGENT_API_USERNAME and VESAGENT_API_PASSWORD (or _PASSWORD_FILE), or pass "
+            "--api-auth none to run the API open on purpose"
+        )
 
     @property
     def listen_host_port(self) -> tuple[str, int]:

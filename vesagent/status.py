@@ -463,8 +463,14 @@ def resolve_target(
 ) -> tuple[str, str | None, str | None]:
     """(url, username, password): flags over environment variables over defaults."""
     url = args.url or url_from_listen(environ.get("VESAGENT_LISTEN") or DEFAULT_LISTEN)
-    username = args.username or environ.get("VESAGENT_API_USERNAME") or None
-    password = args.password or environ.get("VESAGENT_API_PASSWORD") or None
+    # Reading needs no more than the read-only user: prefer it when the environment has one.
+    prefix = "VESAGENT_API_READ_" if environ.get("VESAGENT_API_READ_USERNAME") else "VESAGENT_API_"
+    username = args.username or environ.get(f"{prefix}USERNAME") or None
+    password = args.password or environ.get(f"{prefix}PASSWORD") or None
+    if password is None and environ.get(f"{prefix}PASSWORD_FILE"):
+        from vesagent.cli import read_secret_file
+
+        password = read_secret_file(environ[f"{prefix}PASSWORD_FILE"], f"{prefix}PASSWORD_FILE")
     return url, username, password
 
 

@@ -238,4 +238,4 @@ def test_post_refuses_to_overwrite_foreign_text(world, agent_factory) -> None:
     assert response.status_code == 409 and "refusing" in response.json()["error"]
     assert world.aai.region(OWNER, "RegionOne")["cloud-extra-info"] == "legacy free text, not JSON"
     not_a_vimid = requests.get(api(agent, "/novimid/vesagent"), timeout=10)
-    assert not_a_vimid.status_code == 404 and "vimid" in not_a_vimid.json()["error"]
+    assert not_a_vimid.status_code == 400 and "vimid" in not_a_vimid.json()["error"]

@@ -310,7 +310,7 @@ def test_probes_ports_and_resources() -> None:
 
 def test_every_variable_in_the_manifests_is_one_the_agent_reads() -> None:
     """Every VESAGENT_* variable in the manifests is read by the agent; secrets are placeholders."""
-    known = {env for _flag, env, _help in cli.RUN_OPTIONS}
+    known = {env for _flag, env, _help in cli.RUN_OPTIONS + cli.PASSWORD_FILE_OPTIONS}
     known |= {k8s.POD_INDEX_ENV, k8s.POD_NAME_ENV, k8s.REPLICAS_ENV}
     used = set()
     for _name, doc in documents():
@@ -323,6 +323,44 @@ def test_every_variable_in_the_manifests_is_one_the_agent_reads() -> None:
     assert literal(block(secret, "^stringData:"), "VESAGENT_AAI_PASSWORD").startswith("CHANGE-ME")
     sts = manifest("statefulset.yaml")
     assert "name: vesagent-config" in sts and "name: vesagent-credentials" in sts
+
+
+def _manifest_environment() -> dict[str, str]:
+    """What the pod's environment holds: ConfigMap, Secret and the StatefulSet's own env."""
+    env: dict[str, str] = {}
+    for name, header in (("configmap.yaml", r"^data:"), ("secret.yaml", r"^stringData:")):
+        for key in re.findall(r"^\s*(VESAGENT_[A-Z_]+):", block(manifest(name), header), re.M):
+            env[key] = literal(block(manifest(name), header), key)
+    sts = manifest("statefulset.yaml")
+    for key, value in re.findall(r"- name: (VESAGENT_[A-Z_]+)\n\s*value: \"?([^\"\n]*)", sts):
+        env[key] = value
+    return env
+
+
+def test_manifests_ship_api_credentials_from_the_secret() -> None:
+    """Issue 15: the pod listens on 0.0.0.0, so its API users come from the Secret; the agent
+    would start with them and would refuse to start without them."""
+    env = _manifest_environment()
+    assert env["VESAGENT_LISTEN"] == "0.0.0.0:9009"
+    secret = block(manifest("secret.yaml"), "^stringData:")
+    for key in ("VESAGENT_API_USERNAME", "VESAGENT_API_PASSWORD", "VESAGENT_API_READ_USERNAME"):
+        assert literal(secret, key), key
+    assert literal(secret, "VESAGENT_API_PASSWORD").startswith("CHANGE-ME")
+    assert "VESAGENT_API_AUTH" not in env  # never shipped open
+    args = cli.build_parser().parse_args(["run"])
+    settings = cli.settings_from(args, {**env, "VESAGENT_POD_NAME": "vesagent-0"})
+    assert settings.open_api_refusal() is None
+    assert set(settings.api_users) == {"vesagent", "vesagent-read"}
+    without = {k: v for k, v in env.items() if not k.startswith("VESAGENT_API_")}
+    refused = cli.settings_from(args, {**without, "VESAGENT_POD_NAME": "vesagent-0"})
+    assert refused.open_api_refusal() and "--api-auth none" in refused.open_api_refusal()
+
+
+def test_the_image_refuses_to_run_its_open_default(docker: list[tuple[str, str]]) -> None:
+    """The image listens on 0.0.0.0: without API credentials ``vesagent run`` must refuse."""
+    env = {**_env(docker), "VESAGENT_AAI_URL": "https://aai.onap:8443"}
+    settings = cli.settings_from(cli.build_parser().parse_args(["run"]), env)
+    assert settings.open_api_refusal()
 
 
 def test_readme_scaling_patch_changes_both_numbers() -> None:

@@ -193,8 +193,9 @@ class SessionPool:
     closed when its last region lets go.
     """
 
-    def __init__(self, timeout: float = 10.0) -> None:
+    def __init__(self, timeout: float = 10.0, cert: tuple[str, str] | None = None) -> None:
         self._timeout = timeout
+        self._cert = cert  # the agent's client certificate and key, when Keystone asks
         self._lock = threading.Lock()
         self._entries: dict[tuple[Any, ...], list[Any]] = {}  # key -> [auth, session, refs]
 
@@ -204,7 +205,9 @@ class SessionPool:
             entry = self._entries.get(key)
             if entry is None:
                 auth = _make_password_plugin(creds, on_authenticate)
-                session = ks_session.Session(auth=auth, verify=creds.verify, timeout=self._timeout)
+                session = ks_session.Session(
+                    auth=auth, verify=creds.verify, cert=self._cert, timeout=self._timeout
+                )
                 entry = self._entries[key] = [auth, session, 0]
             entry[2] += 1
             return entry[0], entry[1]
