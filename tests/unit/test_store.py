@@ -1,4 +1,9 @@
-"""Tests of the durable store: outbox semantics, alarm state, limits, crash safety, errors."""
+"""Tests of the durable store: outbox semantics, alarm state, limits, crash safety, errors.
+
+Every behaviour both backends promise runs against both: the embedded SQLite file and a real
+PostgreSQL server (``tests/pg.py``), through the ``backend``-parametrized ``make_store``.
+SQLite-only behaviours (WAL mode, the file lock, corrupt files) stay SQLite-only.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from vesagent.errors import PermanentError
+from tests.pg import PostgresServer, pg_server, pg_url  # noqa: F401
 from vesagent.store import (
     DB_FILENAME,
     SCHEMA_VERSION,
@@ -25,6 +33,7 @@ from vesagent.store import (
     bytes_cutoff,
     truncate_utf8,
 )
+from vesagent.stores import open_store
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 A = "http://collector-a.example:8443/eventListener/v7"
@@ -69,11 +78,43 @@ def alarm(source_id: str, vimid: str = "owner_region", **extra: object) -> Alarm
     )
 
 
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which store backend the test runs against."""
+    return str(request.param)
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "state")
-    yield s
-    s.close()
+def location(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Where the test's store lives: a state directory, or a fresh PostgreSQL database URL."""
+    if backend == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return str(tmp_path / "state")
+
+
+@pytest.fixture
+def make_store(location: str) -> Iterator[Callable[..., Any]]:
+    """Open (or reopen) the test's store with the given options; all closed at teardown."""
+    opened: list[Any] = []
+
+    def make(**options: Any) -> Any:
+        target: str | Path = location if "://" in location else Path(location)
+        store = open_store(target, **options)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: Callable[..., Any]) -> Any:
+    """The test's store with default options."""
+    return make_store()
 
 
 def event_ids(store: Store, collector: str = A) -> list[str]:
@@ -196,9 +237,9 @@ def test_failed_keeps_buffered_rows_and_drops_unbuffered(store: Store) -> None:
     assert store.stats()[A]["bytes"] == sum(len(r.body) for r in rows)
 
 
-def test_dead_letters(tmp_path: Path) -> None:
+def test_dead_letters(make_store: Callable[..., Any]) -> None:
     clock = FakeClock(1_800_000_000.0)
-    with Store(tmp_path, clock=clock, max_dead_letters=3) as store:
+    with make_store(clock=clock, max_dead_letters=3) as store:
         store.commit([item(1), item(2), item(3, B)])
         first = store.pending(A)[0]
         store.failed([first.id])
@@ -225,9 +266,9 @@ def test_dead_letters(tmp_path: Path) -> None:
         assert [d["event_id"] for d in store.dead_letters()] == ["ev13", "ev12", "ev11"]
 
 
-def test_limit_by_age_drops_old_rows_and_reports_groups(tmp_path: Path) -> None:
+def test_limit_by_age_drops_old_rows_and_reports_groups(make_store: Callable[..., Any]) -> None:
     clock = FakeClock(10_000.0)
-    with Store(tmp_path, clock=clock, max_age=3600) as store:
+    with make_store(clock=clock, max_age=3600) as store:
         store.commit(
             [
                 item(1, created=5_000.0),
@@ -247,8 +288,8 @@ def test_limit_by_age_drops_old_rows_and_reports_groups(tmp_path: Path) -> None:
         assert store.depth() == 0 and store.collectors() == [] and store.stats() == {}
 
 
-def test_limit_by_rows_drops_the_oldest_across_collectors(tmp_path: Path) -> None:
-    with Store(tmp_path, max_rows=4, clock=lambda: 1_700_000_000.0) as store:
+def test_limit_by_rows_drops_the_oldest_across_collectors(make_store: Callable[..., Any]) -> None:
+    with make_store(max_rows=4, clock=lambda: 1_700_000_000.0) as store:
         store.commit([item(1, A), item(2, B), item(3, A, domain="measurement")])
         store.commit([item(4, B), item(5, A), item(6, B)])
         assert store.enforce_limits() == [(A, "fault", 1), (B, "fault", 1)]
@@ -256,8 +297,8 @@ def test_limit_by_rows_drops_the_oldest_across_collectors(tmp_path: Path) -> Non
         assert event_ids(store, A) == ["ev3", "ev5"] and event_ids(store, B) == ["ev4", "ev6"]
 
 
-def test_limit_by_bytes_drops_the_oldest(tmp_path: Path) -> None:
-    with Store(tmp_path, max_bytes=2500, clock=lambda: 1_700_000_000.0) as store:
+def test_limit_by_bytes_drops_the_oldest(make_store: Callable[..., Any]) -> None:
+    with make_store(max_bytes=2500, clock=lambda: 1_700_000_000.0) as store:
         store.commit([item(n, size=1000 - len(f'{{"eventId":"ev{n}"}}')) for n in range(1, 5)])
         assert store.stats()[A]["bytes"] == 4000
         assert store.enforce_limits() == [(A, "fault", 2)]
@@ -275,13 +316,13 @@ def test_bytes_cutoff_and_truncate_helpers() -> None:
     assert truncate_utf8("short") == "short"
 
 
-def test_totals_match_a_model_under_random_operations(tmp_path: Path) -> None:
+def test_totals_match_a_model_under_random_operations(make_store: Callable[..., Any]) -> None:
     # Drive the store and a plain-Python model with the same random operations and compare;
     # the per-collector totals are kept by triggers and must never drift.
     rng = random.Random(20240601)
     clock = FakeClock(100_000.0)
     model: dict[int, OutboxItem] = {}
-    with Store(tmp_path, clock=clock, max_age=500, max_rows=60, max_bytes=6000) as store:
+    with make_store(clock=clock, max_age=500, max_rows=60, max_bytes=6000) as store:
         for step in range(300):
             op = rng.choice(["commit", "commit", "ack", "failed", "dead", "limits"])
             if op == "commit":
@@ -386,13 +427,13 @@ def test_performance_targets(store: Store) -> None:
 # -- alarms, counters, metadata ---------------------------------------------------------------
 
 
-def test_alarms_survive_reopen(tmp_path: Path) -> None:
-    with Store(tmp_path) as store:
+def test_alarms_survive_reopen(make_store: Callable[..., Any]) -> None:
+    with make_store() as store:
         store.commit(upsert=[alarm("vm1", flavor="m1"), alarm("vm2"), alarm("vm9", vimid="other")])
         raised = alarm("vm1", flavor="m1")
         reraised = AlarmRecord(**{**raised.__dict__, "sequence": 2, "severity": "CRITICAL"})
         store.commit(upsert=[reraised], delete=[("owner_region", "vm2", "vm_status")])
-    with Store(tmp_path) as store:
+    with make_store() as store:
         alarms = store.alarms("owner_region")
         assert list(alarms) == [("vm1", "vm_status")]
         assert alarms[("vm1", "vm_status")] == reraised
@@ -401,15 +442,15 @@ def test_alarms_survive_reopen(tmp_path: Path) -> None:
         assert store.alarms("nowhere") == {}
 
 
-def test_counters_and_meta_survive_reopen(tmp_path: Path) -> None:
-    with Store(tmp_path) as store:
+def test_counters_and_meta_survive_reopen(make_store: Callable[..., Any]) -> None:
+    with make_store() as store:
         assert [store.next_counter("measurement") for _ in range(3)] == [1, 2, 3]
         assert store.next_counter("heartbeat") == 1
         assert store.get_meta("agent_id") is None
         store.set_meta("agent_id", "a1")
         store.set_meta("agent_id", "a2")
         store.commit([item(1)])
-    with Store(tmp_path) as store:
+    with make_store() as store:
         assert store.next_counter("measurement") == 4
         assert store.next_counter("heartbeat") == 2
         assert store.get_meta("agent_id") == "a2"
@@ -435,7 +476,9 @@ def test_schema_version_and_wal_mode(tmp_path: Path) -> None:
 
 CHILD = """
 import sys, time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from vesagent.store import AlarmRecord, OutboxItem, Store
 
 store = Store(Path(sys.argv[1]))
@@ -496,7 +539,7 @@ def test_sigkill_loses_no_reported_commit_and_keeps_alarms_consistent(tmp_path: 
             assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         finally:
             conn.close()
-        with Store(tmp_path) as store:
+        with make_store() as store:
             queued = {r.event_id for r in store.pending("http://c/v7", limit=1_000_000)}
             alarms = store.alarms("vim")
             alarm_iters = {int(source[2:]) for source, _ in alarms}
@@ -573,8 +616,8 @@ def test_locked_database_raises_after_the_timeout(tmp_path: Path) -> None:
         store.close()
 
 
-def test_closed_store_raises_and_is_not_writable(tmp_path: Path) -> None:
-    store = Store(tmp_path)
+def test_closed_store_raises_and_is_not_writable(make_store: Callable[..., Any]) -> None:
+    store = make_store()
     store.close()
     store.close()
     assert not store.writable()
@@ -582,9 +625,8 @@ def test_closed_store_raises_and_is_not_writable(tmp_path: Path) -> None:
         store.depth()
 
 
-def test_drop_superseded_removes_only_older_unbuffered_rows_of_that_source(tmp_path) -> None:
+def test_drop_superseded_removes_only_older_unbuffered_rows_of_that_source(store) -> None:
     """A new heartbeat supersedes the pending ones of its source, nothing else."""
-    store = Store(tmp_path)
     items = [
         OutboxItem("c1", "heartbeat", "heartbeat-R1-1", 0, b"{}", 1.0, buffered=False),
         OutboxItem("c1", "heartbeat", "heartbeat-R1-2", 0, b"{}", 2.0, buffered=False),
@@ -597,4 +639,3 @@ def test_drop_superseded_removes_only_older_unbuffered_rows_of_that_source(tmp_p
     left = {(r.collector, r.event_id) for c in ("c1", "c2") for r in store.pending(c)}
     assert left == {("c1", "heartbeat-R10-1"), ("c1", "heartbeat-R1-9"), ("c2", "heartbeat-R1-3")}
     assert store.depth("c1") == 2
-    store.close()
