@@ -10,7 +10,7 @@ The server listens on a free port of 127.0.0.1 only, with ``fsync=off``: tests n
 engine (transactions, locks, ``now()``, ``pg_terminate_backend``), not durability across a
 power cut. Each test gets a database of its own (``pg_url``), dropped after it.
 
-Use: ``from tests.pg import pg_server, pg_url  # noqa: F401`` in a test module.
+Registered for every test by ``tests/conftest.py`` (``pytest_plugins``).
 """
 
 from __future__ import annotations

@@ -45,7 +45,10 @@ class LeaseLost(PermanentError):
 
 @dataclass(frozen=True)
 class Fence:
-    """The lease a commit relies on: region ``region`` (its key, ``cloud-owner/cloud-region-id``) held by replica ``owner`` with ``token``."""
+    """The lease a commit relies on: ``region`` held by replica ``owner`` with ``token``.
+
+    ``region`` is the lease key, ``cloud-owner/cloud-region-id``.
+    """
 
     region: str
     owner: str

@@ -430,7 +430,9 @@ class PgStore:
             if vimid is None:
                 row = conn.execute("SELECT count(*) FROM alarm").fetchone()
             else:
-                row = conn.execute("SELECT count(*) FROM alarm WHERE vimid = %s", (vimid,)).fetchone()
+                row = conn.execute(
+                    "SELECT count(*) FROM alarm WHERE vimid = %s", (vimid,)
+                ).fetchone()
         assert row is not None
         return int(row[0])
 

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from tests.helpers import wait_until
-from tests.pg import pg_server, pg_url  # noqa: F401
 from vesagent.leases import Fence, LeaseLost, LeaseTable, Ownership, assign, candidates
 from vesagent.store import AlarmRecord, OutboxItem
 from vesagent.store_pg import PgStore
@@ -159,9 +158,7 @@ def test_fenced_commit_of_a_lost_lease_writes_nothing(open_pg: Callable[..., PgS
     wait_until(lambda: key in b.sync({key: NO_SITE}).held, timeout=10, what="take-over")
     late, _ = _raise("CloudOwner_r1", "vm2")
     with pytest.raises(LeaseLost, match="agent-a") as caught:
-        store_a.commit(
-            [late], delete=[("CloudOwner_r1", "vm1", "vm_status")], fence=fence_a
-        )
+        store_a.commit([late], delete=[("CloudOwner_r1", "vm1", "vm_status")], fence=fence_a)
     assert caught.value.fence == fence_a
     assert [r.event_id for r in store_b.pending(C)] == ["fault-vm1"]
     assert set(store_b.alarms("CloudOwner_r1")) == {("vm1", "vm_status")}

@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 
 from vesagent.errors import PermanentError
-from tests.pg import PostgresServer, pg_server, pg_url  # noqa: F401
 from vesagent.store import (
     DB_FILENAME,
     SCHEMA_VERSION,
