@@ -22,23 +22,35 @@ Three parts, in the order a replica uses them every sync:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vesagent.errors import PermanentError
+from vesagent.logs import get_logger
 
 if TYPE_CHECKING:
     from vesagent.store_pg import PgStore
+
+log = get_logger("vesagent.leases")
+
+
+def replica_id() -> str:
+    """This process's replica id: host name and pid, unique among live replicas."""
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class LeaseLost(PermanentError):
     """This replica no longer holds the region's lease (taken over, released or expired)."""
 
     def __init__(self, fence: Fence) -> None:
+        held = f"no longer holds token {fence.token}" if fence.token else "does not hold it"
         super().__init__(
-            f"lease of region {fence.region} lost: {fence.owner} no longer holds token "
-            f"{fence.token}; nothing was committed"
+            f"lease of region {fence.region} lost: {fence.owner} {held}; nothing was committed"
         )
         self.fence = fence
 
@@ -57,6 +69,30 @@ class Fence:
 
 # ---------------------------------------------------------------------------------------------
 # Pure assignment
+
+
+def region_complexes(body: Mapping[str, Any]) -> frozenset[str]:
+    """The ``physical-location-id``s of the complexes a cloud-region (an A&AI body) is in.
+
+    Read from the region's ``relationship-list`` (present at depth 0): ``related-to: complex``
+    with ``complex.physical-location-id`` in its ``relationship-data``, else the last segment
+    of its ``related-link``.
+    """
+    found: set[str] = set()
+    relationships = (body.get("relationship-list") or {}).get("relationship") or []
+    for rel in relationships if isinstance(relationships, list) else []:
+        if not isinstance(rel, dict) or rel.get("related-to") != "complex":
+            continue
+        ids = [
+            d.get("relationship-value")
+            for d in rel.get("relationship-data") or []
+            if isinstance(d, dict) and d.get("relationship-key") == "complex.physical-location-id"
+        ]
+        link = rel.get("related-link")
+        if not ids and isinstance(link, str) and link.rstrip("/"):
+            ids = [link.rstrip("/").rsplit("/", 1)[-1]]
+        found.update(i for i in ids if isinstance(i, str) and i)
+    return frozenset(found)
 
 
 def weight(region: str, replica: str) -> int:
@@ -209,22 +245,152 @@ class LeaseTable:
 class Ownership:
     """What the reconciler asks: does this replica own region ``key``, and under which fence.
 
-    Fed by :meth:`LeaseTable.sync` results; :meth:`owns` replaces the static shard test.
+    Fed by :meth:`LeaseTable.sync` results; :meth:`owns` replaces the static shard test. A sync
+    result is trusted for ``ttl`` seconds from the moment its sync *started* (a conservative
+    local bound: the database set the expiry later than that); past it, without a newer
+    successful sync, this replica owns nothing, as its leases may have lapsed.
     """
 
-    def __init__(self, replica_id: str) -> None:
+    def __init__(
+        self,
+        replica_id: str,
+        ttl: float = float("inf"),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.replica_id = replica_id
+        self.ttl = ttl
+        self._clock = clock
         self._held: dict[str, int] = {}
+        self._valid_until = float("inf")
 
-    def update(self, result: SyncResult) -> None:
-        """Adopt the leases of the latest sync."""
+    def update(self, result: SyncResult, started: float | None = None) -> None:
+        """Adopt the leases of the latest sync (``started``: its start on ``clock``)."""
         self._held = dict(result.held)
+        self._valid_until = (self._clock() if started is None else started) + self.ttl
+
+    def held(self) -> dict[str, int]:
+        """Region key -> token of the leases held now (empty once they may have lapsed)."""
+        return dict(self._held) if self._clock() < self._valid_until else {}
 
     def owns(self, key: str) -> bool:
-        """True when this replica held region ``key``'s lease at the last sync."""
-        return key in self._held
+        """True when this replica holds region ``key``'s lease."""
+        return key in self.held()
 
     def fence(self, key: str) -> Fence | None:
         """The fence to commit region ``key``'s events under; None when not held."""
-        token = self._held.get(key)
+        token = self.held().get(key)
         return None if token is None else Fence(key, self.replica_id, token)
+
+
+class LeaseKeeper(Ownership):
+    """Keeps one replica's leases: a sync every ``ttl / 3`` seconds in its own thread.
+
+    The reconciler hands it every region of each A&AI listing (:meth:`set_regions`, which
+    syncs at once) and asks :meth:`owns`; ``on_change`` (the reconciler's trigger) is called
+    when the set of held regions changes, so pollers start and stop without waiting for the
+    next A&AI read. The database unreachable: logged once, and the leases lapse locally after
+    the TTL, as they do in the database.
+    """
+
+    def __init__(
+        self,
+        table: LeaseTable,
+        *,
+        on_change: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(table.replica_id, table.ttl, clock)
+        self.table = table
+        self.on_change = on_change
+        self._regions: dict[str, frozenset[str]] | None = None
+        self._sync_lock = threading.Lock()
+        self._last_seen: frozenset[str] = frozenset()
+        self.last_error: str | None = None
+
+    def set_regions(self, regions: Mapping[str, Iterable[str]]) -> None:
+        """The regions of the latest A&AI listing (key -> complexes); syncs the leases now."""
+        self._regions = {k: frozenset(v) for k, v in regions.items()}
+        self.sync_now(notify=False)  # the caller is the reconciler: it converges right after
+
+    def sync_now(self, notify: bool = True) -> SyncResult | None:
+        """One lease sync; None (logged on the first failure) when the database fails."""
+        from vesagent.store import StoreError
+
+        if self._regions is None:
+            return None  # no A&AI listing yet: nothing to claim
+        with self._sync_lock:
+            started = self._clock()
+            try:
+                result = self.table.sync(self._regions)
+            except StoreError as exc:
+                if self.last_error is None:
+                    log.error("leases.unavailable", error=str(exc), held=len(self._held))
+                self.last_error = str(exc)
+                self._notice_change(notify)
+                return None
+            if self.last_error is not None:
+                log.info("leases.available")
+                self.last_error = None
+            self.update(result, started)
+            if result.taken or result.released:
+                log.info(
+                    "leases.changed",
+                    taken=sorted(result.taken),
+                    released=sorted(result.released),
+                    held=len(result.held),
+                    replicas=len(result.replicas),
+                )
+            self._notice_change(notify)
+        return result
+
+    def _notice_change(self, notify: bool) -> None:
+        now = frozenset(self.held())
+        if now != self._last_seen and notify:
+            self.on_change()
+        self._last_seen = now
+
+    def run(self, stop: threading.Event) -> None:
+        """Sync every ``ttl / 3`` seconds until ``stop`` is set (the keeper's thread)."""
+        while not stop.wait(self.ttl / 3):
+            try:
+                self.sync_now()
+            except Exception:  # never let the keeper die: the leases would lapse
+                log.exception("leases.crashed")
+
+    def close(self) -> None:
+        """A clean stop: hand every lease back so others take over at once (best effort)."""
+        from vesagent.store import StoreError
+
+        try:
+            self.table.release_all()
+        except StoreError as exc:
+            log.warning("leases.release_failed", error=str(exc))
+        self._held = {}
+
+
+class FencedStore:
+    """The store as one region's poller sees it: each commit carries that region's fence.
+
+    Without the lease, a commit raises :class:`LeaseLost` and writes nothing; everything else
+    goes to the store unchanged.
+    """
+
+    def __init__(self, store: Any, ownership: Ownership, region: str) -> None:
+        self._store = store
+        self._ownership = ownership
+        self._region = region
+
+    def commit(
+        self,
+        items: Iterable[Any] = (),
+        upsert: Iterable[Any] = (),
+        delete: Iterable[tuple[str, str, str]] = (),
+    ) -> int:
+        """``store.commit`` under this region's lease."""
+        fence = self._ownership.fence(self._region)
+        if fence is None:
+            raise LeaseLost(Fence(self._region, self._ownership.replica_id, 0))
+        return int(self._store.commit(items, upsert, delete, fence=fence))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)

@@ -3,7 +3,7 @@
 ``VESAGENT_STATE_URL`` unset (or ``sqlite:///path/to/dir``): the embedded SQLite file in the
 state directory, for one replica (:class:`SqliteStore`). ``postgresql://...``: the shared
 PostgreSQL store (:class:`vesagent.store_pg.PgStore`), for any number of replicas with leases.
-Both have the same public methods; the SQLite one adds the PostgreSQL-only ones as no-ops so
+Both have the same public methods (the SQLite one has the shared-store ones as no-ops), so
 callers need not ask which backend they hold.
 """
 
@@ -25,7 +25,7 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 class SqliteStore(Store):
-    """The SQLite store with the shared-store methods as no-ops: one replica owns everything."""
+    """The SQLite store taking ``commit(..., fence=)`` too: one replica owns every region."""
 
     def commit(
         self,
@@ -37,13 +37,6 @@ class SqliteStore(Store):
     ) -> int:
         """As :meth:`Store.commit`; ``fence`` is ignored (no leases without a shared store)."""
         return super().commit(items, upsert, delete)
-
-    def claim_collector(self, collector: str) -> bool:
-        """Always True: this process is the only deliverer of its file's queues."""
-        return True
-
-    def release_collector(self, collector: str) -> None:
-        """Nothing to release."""
 
 
 def is_postgres_url(url: str | None) -> bool:

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.helpers import wait_until
-from vesagent.leases import Fence, LeaseLost, LeaseTable, Ownership, assign, candidates
+from vesagent.leases import (
+    Fence,
+    FencedStore,
+    LeaseKeeper,
+    LeaseLost,
+    LeaseTable,
+    Ownership,
+    assign,
+    candidates,
+    region_complexes,
+)
 from vesagent.store import AlarmRecord, OutboxItem
 from vesagent.store_pg import PgStore
 
@@ -225,3 +237,86 @@ def test_lease_table_rejects_bad_arguments(open_pg: Callable[..., PgStore]) -> N
         LeaseTable(store, "")
     with pytest.raises(ValueError, match="ttl"):
         LeaseTable(store, "a", ttl=0)
+
+
+# -- what the agent wires: complexes from A&AI, the keeper, the fenced store -----------------
+
+
+def test_region_complexes_from_a_real_aai_listing() -> None:
+    """The complex of a cloud-region comes from its relationship-list (real A&AI sample)."""
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "aai"
+    path = fixtures / "onapsdk_test_cloud_regions_collection.json"
+    body = json.loads(path.read_text())["cloud-region"][0]
+    assert region_complexes(body) == {"cruguil"}
+    link_only = {
+        "relationship-list": {
+            "relationship": [
+                {
+                    "related-to": "complex",
+                    "related-link": "/aai/v13/cloud-infrastructure/complexes/complex/lannion/",
+                },
+                {"related-to": "tenant", "related-link": "/aai/v13/x/tenant/t1"},
+            ]
+        }
+    }
+    assert region_complexes(link_only) == {"lannion"}
+    assert region_complexes({}) == frozenset()
+    assert region_complexes({"relationship-list": {"relationship": "garbage"}}) == frozenset()
+
+
+class FakeClock:
+    """A settable monotonic clock."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_keeper_owns_what_it_holds_and_lapses_without_the_database(
+    open_pg: Callable[..., PgStore],
+) -> None:
+    """The keeper owns what it holds; without the database it owns nothing after the TTL."""
+    clock = FakeClock()
+    changes: list[str] = []
+    store = open_pg()
+    keeper = LeaseKeeper(LeaseTable(store, "agent-a", ttl=15), clock=clock)
+    keeper.on_change = lambda: changes.append("changed")
+    assert keeper.sync_now() is None and not keeper.owns("o/r1")  # no A&AI listing yet
+    keeper.set_regions({"o/r1": [], "o/r2": []})
+    assert keeper.owns("o/r1") and keeper.owns("o/r2")
+    assert changes == []  # set_regions comes from the reconciler: it converges by itself
+    fence = keeper.fence("o/r1")
+    assert fence is not None and fence.owner == "agent-a" and fence.token > 0
+    keeper.set_regions({"o/r1": []})
+    assert not keeper.owns("o/r2") and keeper.fence("o/r2") is None
+    # The database becomes unusable: the leases are trusted until the TTL, then dropped.
+    store.close()
+    clock.now += 5
+    assert keeper.sync_now() is None and keeper.last_error and "closed" in keeper.last_error
+    assert keeper.owns("o/r1") and changes == []
+    clock.now += 11
+    assert not keeper.owns("o/r1") and keeper.fence("o/r1") is None
+    keeper.sync_now()
+    assert changes == ["changed"]
+
+
+def test_fenced_store_commits_under_the_region_lease_only(
+    open_pg: Callable[..., PgStore],
+) -> None:
+    """A poller's store commits with its region's fence; without the lease nothing is written."""
+    store = open_pg()
+    keeper = LeaseKeeper(LeaseTable(store, "agent-a", ttl=15))
+    keeper.set_regions({"o/r1": []})
+    mine, other = FencedStore(store, keeper, "o/r1"), FencedStore(store, keeper, "o/r2")
+    event, record = _raise("o_r1", "vm1")
+    assert mine.commit([event], upsert=[record]) == 1
+    assert mine.alarms("o_r1") == {("vm1", "vm_status"): record}  # the rest passes through
+    with pytest.raises(LeaseLost, match="does not hold"):
+        other.commit([_raise("o_r2", "vm2")[0]])
+    assert store.depth() == 1
+    keeper.close()
+    with pytest.raises(LeaseLost):
+        mine.commit([_raise("o_r1", "vm3")[0]])
+    assert LeaseTable(store, "agent-b").holders() == {}
