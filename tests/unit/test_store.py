@@ -124,6 +124,7 @@ def event_ids(store: Store, collector: str = A) -> list[str]:
 
 
 def test_round_trip_keeps_every_field(store: Store) -> None:
+    """Every field of an item comes back from pending() as it went in."""
     sent = OutboxItem(A, "heartbeat", "hb-7", 0, b'{"x": "\xc3\xa9"}', 1_700_000_123.5, False)
     assert store.commit([sent]) == 1
     (row,) = store.pending(A)
@@ -135,6 +136,7 @@ def test_round_trip_keeps_every_field(store: Store) -> None:
 
 
 def test_pending_is_insertion_order_not_created_order(store: Store) -> None:
+    """Delivery order is commit order, whatever the created stamps say."""
     # created goes backwards on purpose: delivery order is the order of commit.
     store.commit([item(i, created=2_000_000_000.0 - i) for i in range(5)])
     store.commit([item(i, created=1.0 + i) for i in range(5, 8)])
@@ -145,6 +147,7 @@ def test_pending_is_insertion_order_not_created_order(store: Store) -> None:
 
 
 def test_pending_max_bytes_returns_at_least_one_row(store: Store) -> None:
+    """max_bytes caps a batch but never starves a queue behind one big event."""
     store.commit([item(0, size=1000), item(1, size=10), item(2, size=10)])
     sizes = [len(r.body) for r in store.pending(A)]
     assert [r.event_id for r in store.pending(A, max_bytes=5)] == ["ev0"]
@@ -154,6 +157,7 @@ def test_pending_max_bytes_returns_at_least_one_row(store: Store) -> None:
 
 
 def test_collectors_are_isolated(store: Store) -> None:
+    """Each collector is its own queue with its own totals."""
     store.commit([item(1, A), item(2, B), item(3, A), item(4, B, domain="heartbeat")])
     assert store.collectors() == sorted([A, B])
     assert event_ids(store, A) == ["ev1", "ev3"]
@@ -170,6 +174,7 @@ def test_collectors_are_isolated(store: Store) -> None:
 
 
 def test_duplicate_enqueue_is_ignored_while_pending(store: Store) -> None:
+    """The same (collector, eventId, sequence) is queued once while pending."""
     assert store.commit([item(1), item(2)]) == 2
     assert store.commit([item(1), item(3), item(3)]) == 1
     assert event_ids(store) == ["ev1", "ev2", "ev3"]
@@ -184,6 +189,7 @@ def test_duplicate_enqueue_is_ignored_while_pending(store: Store) -> None:
 
 
 def test_commit_is_atomic(store: Store) -> None:
+    """A bad item or alarm anywhere in a commit leaves nothing of it."""
     store.commit([item(0)], upsert=[alarm("vm0")])
     bad = OutboxItem(A, "fault", "ev-bad", 1, "not bytes", 1.0)  # type: ignore[arg-type]
 
@@ -212,6 +218,7 @@ def test_commit_is_atomic(store: Store) -> None:
 
 
 def test_ack_ignores_unknown_ids_and_ids_are_never_reused(store: Store) -> None:
+    """A late ack of an old id never deletes a newer event."""
     store.commit([item(1)])
     (first,) = store.pending(A)
     store.ack([first.id, 999_999])
@@ -225,6 +232,7 @@ def test_ack_ignores_unknown_ids_and_ids_are_never_reused(store: Store) -> None:
 
 
 def test_failed_keeps_buffered_rows_and_drops_unbuffered(store: Store) -> None:
+    """A failed attempt counts for buffered rows and drops heartbeats."""
     store.commit([item(1), item(2, domain="heartbeat", buffered=False), item(3)])
     ids = [r.id for r in store.pending(A)]
     assert store.failed(ids) == 1
@@ -237,6 +245,7 @@ def test_failed_keeps_buffered_rows_and_drops_unbuffered(store: Store) -> None:
 
 
 def test_dead_letters(make_store: Callable[..., Any]) -> None:
+    """Refused events move to the dead letters with the answer, newest kept."""
     clock = FakeClock(1_800_000_000.0)
     with make_store(clock=clock, max_dead_letters=3) as store:
         store.commit([item(1), item(2), item(3, B)])
@@ -266,6 +275,7 @@ def test_dead_letters(make_store: Callable[..., Any]) -> None:
 
 
 def test_limit_by_age_drops_old_rows_and_reports_groups(make_store: Callable[..., Any]) -> None:
+    """Rows older than max_age go, reported per collector and domain."""
     clock = FakeClock(10_000.0)
     with make_store(clock=clock, max_age=3600) as store:
         store.commit(
@@ -288,6 +298,7 @@ def test_limit_by_age_drops_old_rows_and_reports_groups(make_store: Callable[...
 
 
 def test_limit_by_rows_drops_the_oldest_across_collectors(make_store: Callable[..., Any]) -> None:
+    """Beyond max_rows the oldest rows of all collectors go first."""
     with make_store(max_rows=4, clock=lambda: 1_700_000_000.0) as store:
         store.commit([item(1, A), item(2, B), item(3, A, domain="measurement")])
         store.commit([item(4, B), item(5, A), item(6, B)])
@@ -297,6 +308,7 @@ def test_limit_by_rows_drops_the_oldest_across_collectors(make_store: Callable[.
 
 
 def test_limit_by_bytes_drops_the_oldest(make_store: Callable[..., Any]) -> None:
+    """Beyond max_bytes of bodies the oldest rows go."""
     with make_store(max_bytes=2500, clock=lambda: 1_700_000_000.0) as store:
         store.commit([item(n, size=1000 - len(f'{{"eventId":"ev{n}"}}')) for n in range(1, 5)])
         assert store.stats()[A]["bytes"] == 4000
@@ -306,6 +318,7 @@ def test_limit_by_bytes_drops_the_oldest(make_store: Callable[..., Any]) -> None
 
 
 def test_bytes_cutoff_and_truncate_helpers() -> None:
+    """The pure helpers cut where they should."""
     assert bytes_cutoff([(1, 10), (2, 10), (3, 10)], 15) == 2
     assert bytes_cutoff([(1, 10), (2, 10)], 10) == 1
     assert bytes_cutoff([(1, 10)], 50) == 1
@@ -316,6 +329,7 @@ def test_bytes_cutoff_and_truncate_helpers() -> None:
 
 
 def test_totals_match_a_model_under_random_operations(make_store: Callable[..., Any]) -> None:
+    """Per-collector totals never drift from the rows under random operations."""
     # Drive the store and a plain-Python model with the same random operations and compare;
     # the per-collector totals are kept by triggers and must never drift.
     rng = random.Random(20240601)
@@ -366,6 +380,7 @@ def test_totals_match_a_model_under_random_operations(make_store: Callable[..., 
 
 
 def test_threads_share_the_store(store: Store) -> None:
+    """Producers and a sender in threads: every event delivered exactly once."""
     producers, batches, per_batch = 4, 25, 8
     delivered: list[str] = []
     done = threading.Event()
@@ -408,6 +423,7 @@ def test_threads_share_the_store(store: Store) -> None:
 
 @pytest.mark.timeout(60)
 def test_performance_targets(store: Store) -> None:
+    """10,000 events enqueue and a 500-row drain stay within generous bounds."""
     body = b'{"event": "' + b"m" * 400 + b'"}'
     batch = [OutboxItem(A, "measurement", f"m{i}", 0, body, time.time()) for i in range(10_000)]
     started = time.perf_counter()
@@ -427,6 +443,7 @@ def test_performance_targets(store: Store) -> None:
 
 
 def test_alarms_survive_reopen(make_store: Callable[..., Any]) -> None:
+    """Alarm state is durable across a reopen, re-raises and deletes included."""
     with make_store() as store:
         store.commit(upsert=[alarm("vm1", flavor="m1"), alarm("vm2"), alarm("vm9", vimid="other")])
         raised = alarm("vm1", flavor="m1")
@@ -442,6 +459,7 @@ def test_alarms_survive_reopen(make_store: Callable[..., Any]) -> None:
 
 
 def test_counters_and_meta_survive_reopen(make_store: Callable[..., Any]) -> None:
+    """Counters never repeat and meta values persist across a reopen."""
     with make_store() as store:
         assert [store.next_counter("measurement") for _ in range(3)] == [1, 2, 3]
         assert store.next_counter("heartbeat") == 1
@@ -458,6 +476,7 @@ def test_counters_and_meta_survive_reopen(make_store: Callable[..., Any]) -> Non
 
 
 def test_schema_version_and_wal_mode(tmp_path: Path) -> None:
+    """SQLite: WAL mode and the schema version; a newer file is refused."""
     Store(tmp_path).close()
     conn = sqlite3.connect(tmp_path / DB_FILENAME)
     try:
@@ -564,6 +583,7 @@ def test_sigkill_loses_no_reported_commit_and_keeps_alarms_consistent(
 
 
 def test_garbage_file_raises_store_error_naming_the_path(tmp_path: Path) -> None:
+    """SQLite: a file that is not a database is a StoreError naming it."""
     path = tmp_path / DB_FILENAME
     path.write_bytes(b"this is certainly not an SQLite database\n" * 200)
     with pytest.raises(StoreError) as caught:
@@ -573,6 +593,7 @@ def test_garbage_file_raises_store_error_naming_the_path(tmp_path: Path) -> None
 
 
 def test_corrupt_schema_page_raises_store_error(tmp_path: Path) -> None:
+    """SQLite: a corrupt schema page is a StoreError naming the file."""
     with Store(tmp_path) as store:
         store.commit([item(n) for n in range(50)])
     path = tmp_path / DB_FILENAME
@@ -584,6 +605,7 @@ def test_corrupt_schema_page_raises_store_error(tmp_path: Path) -> None:
 
 
 def test_directory_under_a_regular_file_raises_store_error(tmp_path: Path) -> None:
+    """SQLite: an uncreatable state directory is a StoreError naming it."""
     regular = tmp_path / "a-file"
     regular.write_text("x")
     with pytest.raises(StoreError) as caught:
@@ -592,12 +614,14 @@ def test_directory_under_a_regular_file_raises_store_error(tmp_path: Path) -> No
 
 
 def test_database_path_that_is_a_directory_raises_store_error(tmp_path: Path) -> None:
+    """SQLite: a directory where the file should be is a StoreError."""
     (tmp_path / DB_FILENAME).mkdir()
     with pytest.raises(StoreError, match=str(tmp_path / DB_FILENAME)):
         Store(tmp_path)
 
 
 def test_locked_database_raises_after_the_timeout(tmp_path: Path) -> None:
+    """SQLite: a file locked by another process fails after busy_timeout."""
     store = Store(tmp_path, busy_timeout=0.2)
     other = sqlite3.connect(tmp_path / DB_FILENAME, isolation_level=None)
     try:
@@ -620,6 +644,7 @@ def test_locked_database_raises_after_the_timeout(tmp_path: Path) -> None:
 
 
 def test_closed_store_raises_and_is_not_writable(make_store: Callable[..., Any]) -> None:
+    """A closed store raises StoreError and reports itself not writable."""
     store = make_store()
     store.close()
     store.close()
