@@ -7,8 +7,9 @@ to run as root, so under root the server runs as the ``postgres`` system user (w
 package creates) in a directory handed to it.
 
 The server listens on a free port of 127.0.0.1 only, with ``fsync=off``: tests need the real
-engine (transactions, locks, ``now()``, ``pg_terminate_backend``), not durability across a
-power cut. Each test gets a database of its own (``pg_url``), dropped after it.
+engine (transactions, locks, ``now()``, ``pg_terminate_backend``) and survive a crash of the
+server process (commits still write their WAL before they return), not a power cut. Each
+test gets a database of its own (``pg_url``), dropped after it.
 
 Registered for every test by ``tests/conftest.py`` (``pytest_plugins``).
 """
@@ -85,14 +86,15 @@ class PostgresServer:
             raise RuntimeError(f"{args[0]} failed: {result.stderr or result.stdout}\n{tail}")
 
     def start(self) -> None:
-        """initdb, then start and wait until it accepts connections (``pg_ctl -w``)."""
-        self._run(
-            "initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
-            "--no-sync", "--locale=C",
-        )  # fmt: skip
+        """initdb (the first time), then start; wait until it accepts connections."""
+        if not self.data.exists():
+            self._run(
+                "initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
+                "--no-sync", "--locale=C",
+            )  # fmt: skip
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.base}"
-            " -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+            " -c fsync=off -c full_page_writes=off"
             " -c max_connections=200"
         )
         self._run(
@@ -100,12 +102,13 @@ class PostgresServer:
             "-o", options, "start",
         )  # fmt: skip
 
-    def stop(self) -> None:
-        """Stop the server at once and remove its directory."""
+    def stop(self, remove: bool = True) -> None:
+        """Stop the server at once (a crash, for PostgreSQL); remove its directory unless told."""
         try:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         finally:
-            shutil.rmtree(self.base, ignore_errors=True)
+            if remove:
+                shutil.rmtree(self.base, ignore_errors=True)
 
     def url(self, dbname: str = "postgres") -> str:
         """A libpq URL of database ``dbname`` on this server."""

@@ -220,7 +220,8 @@ class PgStore:
 
     Limits and ``clock`` as :class:`vesagent.store.Store` (``clock=None``: the database's clock).
     ``pool_size`` connections at most; ``connect_timeout`` bounds the wait for one. The three
-    timeouts are set on every pooled connection (seconds).
+    timeouts are set on every pooled connection (seconds). ``reconnect_timeout``: how long one
+    series of reconnection attempts lasts before it starts over.
     """
 
     def __init__(
@@ -237,6 +238,7 @@ class PgStore:
         lock_timeout: float = 5.0,
         statement_timeout: float = 30.0,
         idle_in_transaction_timeout: float = 30.0,
+        reconnect_timeout: float = 5.0,
     ) -> None:
         self.url = url
         self.where = redacted(url)
@@ -263,6 +265,10 @@ class PgStore:
             kwargs=self._connect_kwargs,
             timeout=connect_timeout,
             check=ConnectionPool.check_connection,
+            # The pool retries a lost connection with a doubling delay; giving up after a few
+            # seconds restarts the series at 1 s, so a database that comes back is used again
+            # within seconds, not after a delay that grew during a long outage.
+            reconnect_timeout=reconnect_timeout,
             open=False,
             name="vesagent-store",
         )
@@ -329,12 +335,8 @@ class PgStore:
         try:
             with self._pool.connection() as conn, conn.transaction():
                 yield conn
-        except psycopg.Error as exc:
+        except psycopg.Error as exc:  # PoolTimeout (no connection in time) included
             raise self._error("database error", exc) from exc
-        except Exception as exc:
-            if type(exc).__name__ == "PoolTimeout":
-                raise self._error("no database connection", exc) from exc
-            raise
 
     def _now(self, conn: psycopg.Connection[Any]) -> float:
         if self._clock is not None:

@@ -14,6 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.helpers import free_port, wait_until
+from tests.pg import PostgresServer, find_bin_dir
 from vesagent.leases import Fence, LeaseLost, LeaseTable
 from vesagent.settings import Settings
 from vesagent.store import AlarmRecord, OutboxItem, StoreError
@@ -282,3 +283,32 @@ def test_fence_is_checked_before_anything_is_written(open_pg: Callable[..., PgSt
     with pytest.raises(LeaseLost):
         store.commit(events(0, 3), upsert=[record], fence=Fence("o/none", "a", 1))
     assert store.depth() == 0 and store.alarm_count() == 0 and store.collectors() == []
+
+
+@pytest.mark.timeout(90)
+def test_database_outage_fails_fast_keeps_nothing_half_and_recovers() -> None:
+    """Server down: commits fail within the connect timeout and write nothing, readiness says
+    so, claims are lost; server back: the same store works again without a restart."""
+    bin_dir = find_bin_dir()
+    assert bin_dir is not None
+    server = PostgresServer(bin_dir)  # its own server: this test stops it
+    server.start()
+    try:
+        store = PgStore(server.url(), connect_timeout=1)
+        store.commit(events(0, 1))
+        assert store.claim_collector(A)
+        server.stop(remove=False)
+        started = time.monotonic()
+        with pytest.raises(StoreError, match=r"127\.0\.0\.1"):
+            store.commit(events(1, 5))
+        assert time.monotonic() - started < 10
+        assert not store.writable()
+        assert not store.claim_collector(A)
+        server.start()
+        wait_until(store.writable, 20, "the store to reconnect")
+        assert [r.event_id for r in store.pending(A)] == ["ev0"]
+        assert store.commit(events(1, 5)) == 5
+        assert store.claim_collector(A)
+        store.close()
+    finally:
+        server.stop()
