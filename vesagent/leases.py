@@ -33,6 +33,10 @@ from typing import TYPE_CHECKING, Any
 from vesagent.errors import PermanentError
 from vesagent.logs import get_logger
 
+# The PostgreSQL store's advisory-lock namespace (store_pg uses it too), and the lease key.
+LOCK_SPACE = 0x7E5A6E7
+LEASES_KEY = 3
+
 if TYPE_CHECKING:
     from vesagent.store_pg import PgStore
 
@@ -181,6 +185,12 @@ class LeaseTable:
         wanted = {key: frozenset(sites) for key, sites in regions.items()}
         me = self.replica_id
         with self.store.transaction() as conn:
+            # One sync at a time across replicas: each sees the others' last syncs whole, and
+            # two syncs never wait on each other's lease rows (no deadlock). They take ms.
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_SPACE, LEASES_KEY))
+            # Forget replicas and leases dead for long (ids are per process: they pile up).
+            conn.execute("DELETE FROM replica WHERE seen < now() - interval '1 day'")
+            conn.execute("DELETE FROM lease WHERE expires < now() - interval '1 day'")
             conn.execute(
                 "INSERT INTO replica (id, complexes, seen) VALUES (%s, %s, now())"
                 " ON CONFLICT (id) DO UPDATE SET complexes = excluded.complexes, seen = now()",

@@ -45,7 +45,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from vesagent.leases import Fence, LeaseLost
+from vesagent.leases import LOCK_SPACE, Fence, LeaseLost
 from vesagent.store import (
     AlarmRecord,
     OutboxItem,
@@ -60,9 +60,9 @@ from vesagent.store import (
 SCHEMA_VERSION = 1
 
 # Advisory lock keys (two int4s: our namespace, then the object); any fixed values do.
-LOCK_SPACE = 0x7E5A6E7  # "vesagent"
+# LOCK_SPACE lives in leases.py, which this module imports (not the other way round).
 MIGRATE_KEY = 1
-LIMITS_KEY = 2
+LIMITS_KEY = 2  # 3: lease syncs (leases.LEASES_KEY)
 COLLECTOR_SPACE = LOCK_SPACE + 1
 
 

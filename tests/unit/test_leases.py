@@ -320,3 +320,36 @@ def test_fenced_store_commits_under_the_region_lease_only(
     with pytest.raises(LeaseLost):
         mine.commit([_raise("o_r1", "vm3")[0]])
     assert LeaseTable(store, "agent-b").holders() == {}
+
+
+def test_concurrent_syncs_of_many_replicas_converge_without_errors(
+    open_pg: Callable[..., PgStore],
+) -> None:
+    """Five replicas syncing at once, round after round: no error, one owner per region, and
+    the leases end as the assignment over the five says."""
+    import threading
+
+    ids = [f"agent-{n}" for n in range(5)]
+    tables = [LeaseTable(open_pg(pool_size=1), i, ttl=30) for i in ids]
+    everything = regions(50)
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(tables))
+
+    def rounds(table: LeaseTable) -> None:
+        start.wait()
+        try:
+            for _ in range(4):
+                table.sync(everything)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=rounds, args=(t,)) for t in tables]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    for table in tables:  # one more round each: releases and takes settle
+        table.sync(everything)
+    holders = tables[0].holders()
+    assert {k: o for k, (o, _) in holders.items()} == assign(everything, {i: NO_SITE for i in ids})
