@@ -25,6 +25,9 @@ setup(
         "flask>=3.0",
         "cheroot>=10.0",
         "jsonschema>=4.21",
+        # Shared state in PostgreSQL (issue 16); the binary wheel needs no libpq on the host.
+        "psycopg[binary]>=3.1",
+        "psycopg-pool>=3.2",
     ],
     extras_require={
         "test": [

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from vesagent import __version__
 from vesagent.aai_client import AaiClient
+from vesagent.leases import FencedStore, LeaseKeeper, LeaseTable, replica_id
 from vesagent.logs import get_logger
 from vesagent.metrics import Metrics, OutboxCollector
 from vesagent.model import RegionKey, VimCredentials
@@ -31,6 +32,7 @@ from vesagent.reconciler.loop import Reconciler
 from vesagent.settings import Settings
 from vesagent.spec import RegionSpec
 from vesagent.store import Store, StoreError
+from vesagent.stores import is_postgres_url, open_store
 from vesagent.ves_client.sender import CollectorDirectory, Sender
 
 log = get_logger("vesagent.agent")
@@ -53,6 +55,7 @@ class Agent:
     started: float
     stop_event: threading.Event
     lock: Any = None
+    leases: LeaseKeeper | None = None  # PostgreSQL mode: who polls what
 
 
 def lock_state_dir(state_dir: Path) -> Any:
@@ -108,12 +111,19 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
     registry = registry or CollectorRegistry()
     metrics = Metrics(registry)
     metrics.shard.labels(str(settings.shard.index), str(settings.shard.count)).set(1)
-    lock = lock_state_dir(settings.state_dir)
-    store = Store(
-        settings.state_dir,
-        max_age=settings.outbox_max_age,
-        max_rows=settings.outbox_max_events,
-        max_bytes=settings.outbox_max_bytes,
+    # -- issue 16: SQLite in the state dir (locked: one agent per file), or PostgreSQL shared by
+    # replicas that own regions by leases and fence their commits with them.
+    shared = settings.state_url is not None and is_postgres_url(
+        settings.state_url.get_secret_value()
+    )
+    lock = None if shared else lock_state_dir(settings.state_dir)
+    store: Any = open_store(settings)
+    keeper = (
+        LeaseKeeper(
+            LeaseTable(store, replica_id(), ttl=settings.lease_ttl, complexes=settings.complex)
+        )
+        if shared
+        else None
     )
     directory = CollectorDirectory()
     registry.register(OutboxCollector(store.stats, directory.endpoints))
@@ -132,8 +142,14 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
             reconciler.invalidate_credentials(key)
 
     def make_poller(spec: RegionSpec) -> RegionPoller:
+        region_store: Any = FencedStore(store, keeper, spec.key.path) if keeper else store
         return RegionPoller(
-            spec, store, make_client, metrics=metrics, on_events=sender.wake, on_refused=refused
+            spec,
+            region_store,
+            make_client,
+            metrics=metrics,
+            on_events=sender.wake,
+            on_refused=refused,
         )
 
     pollers = PollerSet(make_poller)
@@ -148,7 +164,11 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
         verify=verify,
         cert=_pair(settings.aai_client_cert, settings.aai_client_key),
     )
-    reconciler = Reconciler(aai, pollers, directory, shard=settings.shard, metrics=metrics)
+    reconciler = Reconciler(
+        aai, pollers, directory, shard=settings.shard, ownership=keeper, metrics=metrics
+    )
+    if keeper is not None:
+        keeper.on_change = reconciler.trigger  # a lease taken or lost: converge at once
     return Agent(
         settings=settings,
         store=store,
@@ -162,6 +182,7 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
         started=time.time(),
         stop_event=threading.Event(),
         lock=lock,
+        leases=keeper,
     )
 
 
@@ -198,6 +219,10 @@ def run_agent(settings: Settings) -> int:
         state_dir=str(settings.state_dir),
     )
     agent.sender.start()
+    if agent.leases is not None:
+        threading.Thread(
+            target=agent.leases.run, args=(agent.stop_event,), name="leases", daemon=True
+        ).start()
     loop = threading.Thread(
         target=agent.reconciler.run,
         args=(agent.stop_event, settings.aai_sync_interval),
@@ -217,6 +242,8 @@ def shutdown(agent: Agent) -> None:
     agent.stop_event.set()
     agent.reconciler.trigger()
     agent.pollers.shutdown(timeout=2.0)
+    if agent.leases is not None:
+        agent.leases.close()  # hand the regions over now rather than after the TTL
     agent.sender.stop(grace=SHUTDOWN_GRACE)
     agent.aai.close()
     agent.store.close()

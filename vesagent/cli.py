@@ -55,6 +55,11 @@ RUN_OPTIONS: list[tuple[str, str, str]] = [
     ("--keystone-client-key", "VESAGENT_KEYSTONE_CLIENT_KEY", "PEM client key for Keystone/Nova"),
     ("--log-format", "VESAGENT_LOG_FORMAT", "json or console (json)"),
     ("--log-level", "VESAGENT_LOG_LEVEL", "debug, info, warning, error (info)"),
+    # Shared state and leases (issue 16). Prefer the variable for a URL with a password: a
+    # flag is visible in ps.
+    ("--state-url", "VESAGENT_STATE_URL", "postgresql://...: shared state and leases (SQLite)"),
+    ("--lease-ttl", "VESAGENT_LEASE_TTL", "seconds before a silent owner's regions move (15)"),
+    ("--complex", "VESAGENT_COMPLEX", "comma-separated physical-location-ids (all)"),
 ]
 
 

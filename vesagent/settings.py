@@ -88,6 +88,36 @@ class Settings(BaseModel):
     keystone_client_key: str | None = None
     log_format: str = "json"
     log_level: str = "info"
+    # -- shared state in PostgreSQL and region leases (issue 16) ------------------------------
+    state_url: SecretStr | None = None
+    """``postgresql://...``: shared store and leases; unset: SQLite in ``state_dir``. Secret:
+    the URL may carry the database password."""
+    lease_ttl: float = Field(15.0, ge=1)
+    """Seconds after which a region whose owner stopped renewing is taken over."""
+    complex: tuple[str, ...] = ()
+    """``physical-location-id``s: take only regions related to these complexes (empty: all)."""
+
+    @field_validator("state_url", mode="before")
+    @classmethod
+    def _state_url(cls, value: object) -> object:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text in (None, ""):
+            return None
+        if not isinstance(text, str) or not text.startswith(
+            ("postgresql://", "postgres://", "sqlite://")
+        ):
+            # Never echo the value: it may hold a password.
+            raise ValueError("must start with postgresql:// (or sqlite:// for a local file)")
+        return text
+
+    @field_validator("complex", mode="before")
+    @classmethod
+    def _complex(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    # -- end of issue 16 settings ----------------------------------------------------------------
 
     @field_validator("aai_url")
     @classmethod

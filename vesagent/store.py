@@ -778,6 +778,15 @@ class Store:
             return False
         return True
 
+    # -- shared-store methods (issue 16), no-ops here: one process owns this file's queues ---
+
+    def claim_collector(self, collector: str) -> bool:
+        """Always True: no other replica delivers from this file (see store_pg.PgStore)."""
+        return True
+
+    def release_collector(self, collector: str) -> None:
+        """Nothing to release (see store_pg.PgStore)."""
+
 
 def _alarm_key(key: tuple[str, str, str]) -> tuple[str, str, str]:
     vimid, source_id, condition = key

@@ -1,4 +1,9 @@
-"""Tests of the durable store: outbox semantics, alarm state, limits, crash safety, errors."""
+"""Tests of the durable store: outbox semantics, alarm state, limits, crash safety, errors.
+
+Every behaviour both backends promise runs against both: the embedded SQLite file and a real
+PostgreSQL server (``tests/pg.py``), through the ``backend``-parametrized ``make_store``.
+SQLite-only behaviours (WAL mode, the file lock, corrupt files) stay SQLite-only.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +32,7 @@ from vesagent.store import (
     bytes_cutoff,
     truncate_utf8,
 )
+from vesagent.stores import open_store
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 A = "http://collector-a.example:8443/eventListener/v7"
@@ -69,11 +77,43 @@ def alarm(source_id: str, vimid: str = "owner_region", **extra: object) -> Alarm
     )
 
 
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which store backend the test runs against."""
+    return str(request.param)
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "state")
-    yield s
-    s.close()
+def location(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Where the test's store lives: a state directory, or a fresh PostgreSQL database URL."""
+    if backend == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return str(tmp_path / "state")
+
+
+@pytest.fixture
+def make_store(location: str) -> Iterator[Callable[..., Any]]:
+    """Open (or reopen) the test's store with the given options; all closed at teardown."""
+    opened: list[Any] = []
+
+    def make(**options: Any) -> Any:
+        target: str | Path = location if "://" in location else Path(location)
+        store = open_store(target, **options)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: Callable[..., Any]) -> Any:
+    """The test's store with default options."""
+    return make_store()
 
 
 def event_ids(store: Store, collector: str = A) -> list[str]:
@@ -84,6 +124,7 @@ def event_ids(store: Store, collector: str = A) -> list[str]:
 
 
 def test_round_trip_keeps_every_field(store: Store) -> None:
+    """Every field of an item comes back from pending() as it went in."""
     sent = OutboxItem(A, "heartbeat", "hb-7", 0, b'{"x": "\xc3\xa9"}', 1_700_000_123.5, False)
     assert store.commit([sent]) == 1
     (row,) = store.pending(A)
@@ -95,6 +136,7 @@ def test_round_trip_keeps_every_field(store: Store) -> None:
 
 
 def test_pending_is_insertion_order_not_created_order(store: Store) -> None:
+    """Delivery order is commit order, whatever the created stamps say."""
     # created goes backwards on purpose: delivery order is the order of commit.
     store.commit([item(i, created=2_000_000_000.0 - i) for i in range(5)])
     store.commit([item(i, created=1.0 + i) for i in range(5, 8)])
@@ -105,6 +147,7 @@ def test_pending_is_insertion_order_not_created_order(store: Store) -> None:
 
 
 def test_pending_max_bytes_returns_at_least_one_row(store: Store) -> None:
+    """max_bytes caps a batch but never starves a queue behind one big event."""
     store.commit([item(0, size=1000), item(1, size=10), item(2, size=10)])
     sizes = [len(r.body) for r in store.pending(A)]
     assert [r.event_id for r in store.pending(A, max_bytes=5)] == ["ev0"]
@@ -114,6 +157,7 @@ def test_pending_max_bytes_returns_at_least_one_row(store: Store) -> None:
 
 
 def test_collectors_are_isolated(store: Store) -> None:
+    """Each collector is its own queue with its own totals."""
     store.commit([item(1, A), item(2, B), item(3, A), item(4, B, domain="heartbeat")])
     assert store.collectors() == sorted([A, B])
     assert event_ids(store, A) == ["ev1", "ev3"]
@@ -130,6 +174,7 @@ def test_collectors_are_isolated(store: Store) -> None:
 
 
 def test_duplicate_enqueue_is_ignored_while_pending(store: Store) -> None:
+    """The same (collector, eventId, sequence) is queued once while pending."""
     assert store.commit([item(1), item(2)]) == 2
     assert store.commit([item(1), item(3), item(3)]) == 1
     assert event_ids(store) == ["ev1", "ev2", "ev3"]
@@ -144,6 +189,7 @@ def test_duplicate_enqueue_is_ignored_while_pending(store: Store) -> None:
 
 
 def test_commit_is_atomic(store: Store) -> None:
+    """A bad item or alarm anywhere in a commit leaves nothing of it."""
     store.commit([item(0)], upsert=[alarm("vm0")])
     bad = OutboxItem(A, "fault", "ev-bad", 1, "not bytes", 1.0)  # type: ignore[arg-type]
 
@@ -172,6 +218,7 @@ def test_commit_is_atomic(store: Store) -> None:
 
 
 def test_ack_ignores_unknown_ids_and_ids_are_never_reused(store: Store) -> None:
+    """A late ack of an old id never deletes a newer event."""
     store.commit([item(1)])
     (first,) = store.pending(A)
     store.ack([first.id, 999_999])
@@ -185,6 +232,7 @@ def test_ack_ignores_unknown_ids_and_ids_are_never_reused(store: Store) -> None:
 
 
 def test_failed_keeps_buffered_rows_and_drops_unbuffered(store: Store) -> None:
+    """A failed attempt counts for buffered rows and drops heartbeats."""
     store.commit([item(1), item(2, domain="heartbeat", buffered=False), item(3)])
     ids = [r.id for r in store.pending(A)]
     assert store.failed(ids) == 1
@@ -196,9 +244,10 @@ def test_failed_keeps_buffered_rows_and_drops_unbuffered(store: Store) -> None:
     assert store.stats()[A]["bytes"] == sum(len(r.body) for r in rows)
 
 
-def test_dead_letters(tmp_path: Path) -> None:
+def test_dead_letters(make_store: Callable[..., Any]) -> None:
+    """Refused events move to the dead letters with the answer, newest kept."""
     clock = FakeClock(1_800_000_000.0)
-    with Store(tmp_path, clock=clock, max_dead_letters=3) as store:
+    with make_store(clock=clock, max_dead_letters=3) as store:
         store.commit([item(1), item(2), item(3, B)])
         first = store.pending(A)[0]
         store.failed([first.id])
@@ -225,9 +274,10 @@ def test_dead_letters(tmp_path: Path) -> None:
         assert [d["event_id"] for d in store.dead_letters()] == ["ev13", "ev12", "ev11"]
 
 
-def test_limit_by_age_drops_old_rows_and_reports_groups(tmp_path: Path) -> None:
+def test_limit_by_age_drops_old_rows_and_reports_groups(make_store: Callable[..., Any]) -> None:
+    """Rows older than max_age go, reported per collector and domain."""
     clock = FakeClock(10_000.0)
-    with Store(tmp_path, clock=clock, max_age=3600) as store:
+    with make_store(clock=clock, max_age=3600) as store:
         store.commit(
             [
                 item(1, created=5_000.0),
@@ -247,8 +297,9 @@ def test_limit_by_age_drops_old_rows_and_reports_groups(tmp_path: Path) -> None:
         assert store.depth() == 0 and store.collectors() == [] and store.stats() == {}
 
 
-def test_limit_by_rows_drops_the_oldest_across_collectors(tmp_path: Path) -> None:
-    with Store(tmp_path, max_rows=4, clock=lambda: 1_700_000_000.0) as store:
+def test_limit_by_rows_drops_the_oldest_across_collectors(make_store: Callable[..., Any]) -> None:
+    """Beyond max_rows the oldest rows of all collectors go first."""
+    with make_store(max_rows=4, clock=lambda: 1_700_000_000.0) as store:
         store.commit([item(1, A), item(2, B), item(3, A, domain="measurement")])
         store.commit([item(4, B), item(5, A), item(6, B)])
         assert store.enforce_limits() == [(A, "fault", 1), (B, "fault", 1)]
@@ -256,8 +307,9 @@ def test_limit_by_rows_drops_the_oldest_across_collectors(tmp_path: Path) -> Non
         assert event_ids(store, A) == ["ev3", "ev5"] and event_ids(store, B) == ["ev4", "ev6"]
 
 
-def test_limit_by_bytes_drops_the_oldest(tmp_path: Path) -> None:
-    with Store(tmp_path, max_bytes=2500, clock=lambda: 1_700_000_000.0) as store:
+def test_limit_by_bytes_drops_the_oldest(make_store: Callable[..., Any]) -> None:
+    """Beyond max_bytes of bodies the oldest rows go."""
+    with make_store(max_bytes=2500, clock=lambda: 1_700_000_000.0) as store:
         store.commit([item(n, size=1000 - len(f'{{"eventId":"ev{n}"}}')) for n in range(1, 5)])
         assert store.stats()[A]["bytes"] == 4000
         assert store.enforce_limits() == [(A, "fault", 2)]
@@ -266,6 +318,7 @@ def test_limit_by_bytes_drops_the_oldest(tmp_path: Path) -> None:
 
 
 def test_bytes_cutoff_and_truncate_helpers() -> None:
+    """The pure helpers cut where they should."""
     assert bytes_cutoff([(1, 10), (2, 10), (3, 10)], 15) == 2
     assert bytes_cutoff([(1, 10), (2, 10)], 10) == 1
     assert bytes_cutoff([(1, 10)], 50) == 1
@@ -275,13 +328,14 @@ def test_bytes_cutoff_and_truncate_helpers() -> None:
     assert truncate_utf8("short") == "short"
 
 
-def test_totals_match_a_model_under_random_operations(tmp_path: Path) -> None:
+def test_totals_match_a_model_under_random_operations(make_store: Callable[..., Any]) -> None:
+    """Per-collector totals never drift from the rows under random operations."""
     # Drive the store and a plain-Python model with the same random operations and compare;
     # the per-collector totals are kept by triggers and must never drift.
     rng = random.Random(20240601)
     clock = FakeClock(100_000.0)
     model: dict[int, OutboxItem] = {}
-    with Store(tmp_path, clock=clock, max_age=500, max_rows=60, max_bytes=6000) as store:
+    with make_store(clock=clock, max_age=500, max_rows=60, max_bytes=6000) as store:
         for step in range(300):
             op = rng.choice(["commit", "commit", "ack", "failed", "dead", "limits"])
             if op == "commit":
@@ -326,6 +380,7 @@ def test_totals_match_a_model_under_random_operations(tmp_path: Path) -> None:
 
 
 def test_threads_share_the_store(store: Store) -> None:
+    """Producers and a sender in threads: every event delivered exactly once."""
     producers, batches, per_batch = 4, 25, 8
     delivered: list[str] = []
     done = threading.Event()
@@ -366,33 +421,48 @@ def test_threads_share_the_store(store: Store) -> None:
     assert store.alarm_count("owner_region") == producers * batches
 
 
-@pytest.mark.timeout(60)
-def test_performance_targets(store: Store) -> None:
+def test_a_large_batch_is_one_commit_and_drains_in_order(store: Store) -> None:
+    """10,000 events commit at once and drain from the oldest (speed: ``make bench``)."""
     body = b'{"event": "' + b"m" * 400 + b'"}'
     batch = [OutboxItem(A, "measurement", f"m{i}", 0, body, time.time()) for i in range(10_000)]
-    started = time.perf_counter()
     assert store.commit(batch) == 10_000
-    enqueue = time.perf_counter() - started
-    started = time.perf_counter()
     rows = store.pending(A, limit=500)
+    assert [r.event_id for r in rows] == [f"m{i}" for i in range(500)]
     store.ack(r.id for r in rows)
-    drain = time.perf_counter() - started
-    assert len(rows) == 500 and store.depth(A) == 9_500
-    # Targets are 0.3 s and 20 ms; the bounds leave room for a slow shared CI machine.
-    assert enqueue < 1.0, f"enqueue of 10,000 events took {enqueue:.3f}s"
-    assert drain < 0.1, f"pending+ack of 500 rows took {drain * 1000:.1f}ms"
+    assert store.depth(A) == 9_500
+
+
+def test_requeued_dead_letters_go_back_to_the_outbox(make_store: Callable[..., Any]) -> None:
+    """Re-queued dead letters are pending again with the same identity, once, in order."""
+    with make_store() as store:
+        store.commit([item(1), item(2), item(3, B)])
+        ids = [r.id for r in store.pending(A)]
+        store.dead_letter(ids, 400, "bad field")
+        store.dead_letter([store.pending(B)[0].id], 400, "bad field")
+        assert store.dead_letter_count() == 3 and store.dead_letter_count(B) == 1
+        assert store.requeue_dead_letters() == []  # neither ids nor collector: nothing
+        letters = {d["event_id"]: d["id"] for d in store.dead_letters()}
+        requeued = store.requeue_dead_letters(collector=A)
+        assert sorted(requeued) == sorted([letters["ev1"], letters["ev2"]])
+        assert [r.event_id for r in store.pending(A)] == ["ev1", "ev2"]
+        assert store.dead_letter_count() == 1
+        assert store.requeue_dead_letters(ids=[letters["ev3"]], collector=A) == []
+        assert store.requeue_dead_letters(ids=[letters["ev3"]]) == [letters["ev3"]]
+        assert [r.event_id for r in store.pending(B)] == ["ev3"]
+        assert store.dead_letter_count() == 0
 
 
 # -- alarms, counters, metadata ---------------------------------------------------------------
 
 
-def test_alarms_survive_reopen(tmp_path: Path) -> None:
-    with Store(tmp_path) as store:
+def test_alarms_survive_reopen(make_store: Callable[..., Any]) -> None:
+    """Alarm state is durable across a reopen, re-raises and deletes included."""
+    with make_store() as store:
         store.commit(upsert=[alarm("vm1", flavor="m1"), alarm("vm2"), alarm("vm9", vimid="other")])
         raised = alarm("vm1", flavor="m1")
         reraised = AlarmRecord(**{**raised.__dict__, "sequence": 2, "severity": "CRITICAL"})
         store.commit(upsert=[reraised], delete=[("owner_region", "vm2", "vm_status")])
-    with Store(tmp_path) as store:
+    with make_store() as store:
         alarms = store.alarms("owner_region")
         assert list(alarms) == [("vm1", "vm_status")]
         assert alarms[("vm1", "vm_status")] == reraised
@@ -401,15 +471,16 @@ def test_alarms_survive_reopen(tmp_path: Path) -> None:
         assert store.alarms("nowhere") == {}
 
 
-def test_counters_and_meta_survive_reopen(tmp_path: Path) -> None:
-    with Store(tmp_path) as store:
+def test_counters_and_meta_survive_reopen(make_store: Callable[..., Any]) -> None:
+    """Counters never repeat and meta values persist across a reopen."""
+    with make_store() as store:
         assert [store.next_counter("measurement") for _ in range(3)] == [1, 2, 3]
         assert store.next_counter("heartbeat") == 1
         assert store.get_meta("agent_id") is None
         store.set_meta("agent_id", "a1")
         store.set_meta("agent_id", "a2")
         store.commit([item(1)])
-    with Store(tmp_path) as store:
+    with make_store() as store:
         assert store.next_counter("measurement") == 4
         assert store.next_counter("heartbeat") == 2
         assert store.get_meta("agent_id") == "a2"
@@ -418,6 +489,7 @@ def test_counters_and_meta_survive_reopen(tmp_path: Path) -> None:
 
 
 def test_schema_version_and_wal_mode(tmp_path: Path) -> None:
+    """SQLite: WAL mode and the schema version; a newer file is refused."""
     Store(tmp_path).close()
     conn = sqlite3.connect(tmp_path / DB_FILENAME)
     try:
@@ -436,9 +508,11 @@ def test_schema_version_and_wal_mode(tmp_path: Path) -> None:
 CHILD = """
 import sys, time
 from pathlib import Path
-from vesagent.store import AlarmRecord, OutboxItem, Store
+from vesagent.store import AlarmRecord, OutboxItem
+from vesagent.stores import open_store
 
-store = Store(Path(sys.argv[1]))
+target = sys.argv[1]
+store = open_store(target if "://" in target else Path(target))
 first = int(sys.argv[2])
 for i in range(first, first + 1_000_000):
     items = [
@@ -452,7 +526,7 @@ for i in range(first, first + 1_000_000):
 """
 
 
-def _run_and_kill(state: Path, first: int, commits: int, jitter: float) -> int:
+def _run_and_kill(state: str, first: int, commits: int, jitter: float) -> int:
     """Start a committing child, SIGKILL it after ``commits`` reports; the last reported i."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.Popen(
@@ -487,16 +561,20 @@ def _run_and_kill(state: Path, first: int, commits: int, jitter: float) -> int:
 
 
 @pytest.mark.timeout(120)
-def test_sigkill_loses_no_reported_commit_and_keeps_alarms_consistent(tmp_path: Path) -> None:
+def test_sigkill_loses_no_reported_commit_and_keeps_alarms_consistent(
+    location: str, backend: str, make_store: Callable[..., Any]
+) -> None:
+    """A kill -9 at any instant keeps every reported commit whole and no commit half."""
     first = 0
     for jitter in (0.0, 0.0013, 0.0041, 0.0097):
-        last = _run_and_kill(tmp_path, first, commits=30, jitter=jitter)
-        conn = sqlite3.connect(tmp_path / DB_FILENAME)
-        try:
-            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        finally:
-            conn.close()
-        with Store(tmp_path) as store:
+        last = _run_and_kill(location, first, commits=30, jitter=jitter)
+        if backend == "sqlite":
+            conn = sqlite3.connect(Path(location) / DB_FILENAME)
+            try:
+                assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+            finally:
+                conn.close()
+        with make_store() as store:
             queued = {r.event_id for r in store.pending("http://c/v7", limit=1_000_000)}
             alarms = store.alarms("vim")
             alarm_iters = {int(source[2:]) for source, _ in alarms}
@@ -518,6 +596,7 @@ def test_sigkill_loses_no_reported_commit_and_keeps_alarms_consistent(tmp_path: 
 
 
 def test_garbage_file_raises_store_error_naming_the_path(tmp_path: Path) -> None:
+    """SQLite: a file that is not a database is a StoreError naming it."""
     path = tmp_path / DB_FILENAME
     path.write_bytes(b"this is certainly not an SQLite database\n" * 200)
     with pytest.raises(StoreError) as caught:
@@ -527,6 +606,7 @@ def test_garbage_file_raises_store_error_naming_the_path(tmp_path: Path) -> None
 
 
 def test_corrupt_schema_page_raises_store_error(tmp_path: Path) -> None:
+    """SQLite: a corrupt schema page is a StoreError naming the file."""
     with Store(tmp_path) as store:
         store.commit([item(n) for n in range(50)])
     path = tmp_path / DB_FILENAME
@@ -538,6 +618,7 @@ def test_corrupt_schema_page_raises_store_error(tmp_path: Path) -> None:
 
 
 def test_directory_under_a_regular_file_raises_store_error(tmp_path: Path) -> None:
+    """SQLite: an uncreatable state directory is a StoreError naming it."""
     regular = tmp_path / "a-file"
     regular.write_text("x")
     with pytest.raises(StoreError) as caught:
@@ -546,12 +627,14 @@ def test_directory_under_a_regular_file_raises_store_error(tmp_path: Path) -> No
 
 
 def test_database_path_that_is_a_directory_raises_store_error(tmp_path: Path) -> None:
+    """SQLite: a directory where the file should be is a StoreError."""
     (tmp_path / DB_FILENAME).mkdir()
     with pytest.raises(StoreError, match=str(tmp_path / DB_FILENAME)):
         Store(tmp_path)
 
 
 def test_locked_database_raises_after_the_timeout(tmp_path: Path) -> None:
+    """SQLite: a file locked by another process fails after busy_timeout."""
     store = Store(tmp_path, busy_timeout=0.2)
     other = sqlite3.connect(tmp_path / DB_FILENAME, isolation_level=None)
     try:
@@ -573,8 +656,9 @@ def test_locked_database_raises_after_the_timeout(tmp_path: Path) -> None:
         store.close()
 
 
-def test_closed_store_raises_and_is_not_writable(tmp_path: Path) -> None:
-    store = Store(tmp_path)
+def test_closed_store_raises_and_is_not_writable(make_store: Callable[..., Any]) -> None:
+    """A closed store raises StoreError and reports itself not writable."""
+    store = make_store()
     store.close()
     store.close()
     assert not store.writable()
@@ -582,9 +666,8 @@ def test_closed_store_raises_and_is_not_writable(tmp_path: Path) -> None:
         store.depth()
 
 
-def test_drop_superseded_removes_only_older_unbuffered_rows_of_that_source(tmp_path) -> None:
+def test_drop_superseded_removes_only_older_unbuffered_rows_of_that_source(store) -> None:
     """A new heartbeat supersedes the pending ones of its source, nothing else."""
-    store = Store(tmp_path)
     items = [
         OutboxItem("c1", "heartbeat", "heartbeat-R1-1", 0, b"{}", 1.0, buffered=False),
         OutboxItem("c1", "heartbeat", "heartbeat-R1-2", 0, b"{}", 2.0, buffered=False),
@@ -597,4 +680,3 @@ def test_drop_superseded_removes_only_older_unbuffered_rows_of_that_source(tmp_p
     left = {(r.collector, r.event_id) for c in ("c1", "c2") for r in store.pending(c)}
     assert left == {("c1", "heartbeat-R10-1"), ("c1", "heartbeat-R1-9"), ("c2", "heartbeat-R1-3")}
     assert store.depth("c1") == 2
-    store.close()

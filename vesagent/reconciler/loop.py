@@ -32,6 +32,7 @@ from vesagent.config import (
     parse_cloud_extra_info,
 )
 from vesagent.errors import ConfigError, PermanentError, TemporaryError
+from vesagent.leases import LeaseKeeper, region_complexes
 from vesagent.logs import get_logger
 from vesagent.metrics import Metrics
 from vesagent.model import CollectorAuth, RegionKey, VimCredentials
@@ -117,6 +118,7 @@ class Reconciler:
         directory: CollectorDirectory,
         *,
         shard: Shard | None = None,
+        ownership: LeaseKeeper | None = None,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
         credentials_wait: float = 1.0,
@@ -127,6 +129,8 @@ class Reconciler:
         self.shard = shard or Shard()
         # A private registry when none is shared: the counting code never checks for None.
         self.metrics = metrics if metrics is not None else Metrics(CollectorRegistry())
+        # Leases (PostgreSQL mode) decide instead of the static shard when given.
+        self.ownership = ownership
         self.clock = clock
         self.cache = BacklogCache()
         self.credentials = CredentialReader(
@@ -152,7 +156,11 @@ class Reconciler:
             except (TemporaryError, PermanentError) as exc:
                 self._read_failed(str(exc))
                 return False
-            records = [r for r in everything if self.shard.owns(r.key.path)]
+            if self.ownership is not None:
+                self.ownership.set_regions(
+                    {r.key.path: region_complexes(r.body) for r in everything}
+                )
+            records = [r for r in everything if self._owns(r.key.path)]
             others = {r.key for r in everything} - {r.key for r in records}
             desired = self._desired(records)
             self._learn_collectors(r for r in everything if r.key in others)
@@ -168,6 +176,12 @@ class Reconciler:
             self.metrics.aai_read_seconds.observe(time.monotonic() - started)
             self.metrics.reconcile_passes.inc()
             return True
+
+    def _owns(self, path: str) -> bool:
+        """Whether this replica polls the region: its lease, or else the static shard."""
+        if self.ownership is not None:
+            return self.ownership.owns(path)
+        return self.shard.owns(path)
 
     def _read_failed(self, error: str) -> None:
         if error != self.last_error:
@@ -239,7 +253,7 @@ class Reconciler:
                 parse_cloud_extra_info(record.extra_info),
                 None,
             )
-            if result[0] is not None and self.shard.owns(record.key.path):
+            if result[0] is not None and self._owns(record.key.path):
                 # Unknown keys are accepted (other tools share the object) but often typos:
                 # logged once per edit, shown by the REST API.
                 found = check_config_warnings(record.extra_info or "")

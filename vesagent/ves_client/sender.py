@@ -269,6 +269,8 @@ class Sender:
         auth = self._directory.get(collector)
         if auth is None:
             return 0  # no subscription known (yet): wait, events age out by the outbox limits
+        if not self._store.claim_collector(collector):
+            return 0  # shared store: another replica delivers this queue; we take over if it dies
         rows = self._store.pending(collector, limit=self._max_events, max_bytes=self._max_bytes)
         if not rows:
             return 0
