@@ -11,7 +11,7 @@ import fcntl
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from vesagent import __version__
 from vesagent.aai_client import AaiClient
+from vesagent.liveness import Liveness
 from vesagent.logs import get_logger
 from vesagent.metrics import Metrics, OutboxCollector
 from vesagent.model import RegionKey
@@ -51,6 +52,7 @@ class Agent:
     started: float
     stop_event: threading.Event
     lock: Any = None
+    liveness: Liveness = field(default_factory=Liveness)
 
 
 def lock_state_dir(state_dir: Path) -> Any:
@@ -104,7 +106,10 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
             spec, store, make_client, metrics=metrics, on_events=sender.wake, on_refused=refused
         )
 
-    pollers = PollerSet(make_poller)
+    liveness = Liveness()
+    liveness.expect("reconciler", settings.aai_sync_interval)
+    liveness.expect("poll-timer", 1.0)
+    pollers = PollerSet(make_poller, on_tick=liveness.ticker("poll-timer"))
     verify: bool | str = not settings.aai_insecure
     if settings.aai_ca_file and not settings.aai_insecure:
         verify = settings.aai_ca_file
@@ -129,6 +134,7 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
         started=time.time(),
         stop_event=threading.Event(),
         lock=lock,
+        liveness=liveness,
     )
 
 
@@ -166,7 +172,7 @@ def run_agent(settings: Settings) -> int:
     agent.sender.start()
     loop = threading.Thread(
         target=agent.reconciler.run,
-        args=(agent.stop_event, settings.aai_sync_interval),
+        args=(agent.stop_event, settings.aai_sync_interval, agent.liveness.ticker("reconciler")),
         name="reconcile",
         daemon=True,
     )
