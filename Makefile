@@ -69,8 +69,10 @@ image:
 	$(ENGINE) image inspect $(IMAGE) --format '{{.Size}}' | awk '{printf "image $(IMAGE): %.1f MB\n", $$1/1e6}'
 
 # Opt-in: build the image, then run the agent from it (host network) against the simulators.
+# ITEST_RUN_ARGS: extra `run` options the host needs (README "Container image").
 itest-image: image $(STAMP)
-	VESAGENT_ITEST_IMAGE=$(IMAGE) VESAGENT_ITEST_ENGINE=$(ENGINE) \
+	VESAGENT_ITEST_IMAGE=$(IMAGE) VESAGENT_ITEST_ENGINE='$(ENGINE)' \
+	    VESAGENT_ITEST_RUN_ARGS='$(ITEST_RUN_ARGS)' \
 	    $(PY) -m pytest -v -p no:cacheprovider tests/image
 
 clean:

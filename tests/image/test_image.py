@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -25,7 +26,10 @@ from vesagent.sim.topology import VES_PASSWORD, VES_USER
 from vesagent.sim.ves import VesCollectorSim
 
 IMAGE = os.environ.get("VESAGENT_ITEST_IMAGE", "")
-ENGINE = os.environ.get("VESAGENT_ITEST_ENGINE", "podman")
+# The engine command with its global options, e.g. "podman --runtime runc".
+ENGINE = shlex.split(os.environ.get("VESAGENT_ITEST_ENGINE", "podman"))
+# Extra `run` options the host needs (e.g. lower --ulimit values inside a sandbox).
+RUN_ARGS = shlex.split(os.environ.get("VESAGENT_ITEST_RUN_ARGS", ""))
 
 pytestmark = pytest.mark.skipif(
     not IMAGE, reason="opt-in: `make itest-image` builds the image and sets VESAGENT_ITEST_IMAGE"
@@ -34,7 +38,7 @@ pytestmark = pytest.mark.skipif(
 
 def engine(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the container engine (podman or docker)."""
-    return subprocess.run([ENGINE, *args], capture_output=True, text=True, timeout=300, check=check)
+    return subprocess.run([*ENGINE, *args], capture_output=True, text=True, timeout=300, check=check)
 
 
 @pytest.fixture
@@ -54,7 +58,7 @@ def container(world: World) -> Iterator[dict[str, Any]]:
     port = free_port()
     name = f"vesagent-itest-{port}"
     engine(
-        "run", "--detach", "--name", name, "--network", "host", "--read-only",
+        "run", *RUN_ARGS, "--detach", "--name", name, "--network", "host", "--read-only",
         "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
         "-e", f"VESAGENT_AAI_URL={world.aai.url}",
         "-e", "VESAGENT_AAI_SYNC_INTERVAL=1",
@@ -79,11 +83,20 @@ def _status(url: str) -> int:
 def test_image_keeps_its_healthcheck_and_runs_as_10001() -> None:
     """--format docker kept HEALTHCHECK; the image runs as uid 10001 and leaves the sims out."""
     (config,) = json.loads(engine("image", "inspect", IMAGE).stdout)
-    healthcheck = config["Config"]["Healthcheck"]["Test"]
+    # docker keeps it in Config, podman at the top level; an OCI-format build drops it.
+    healthcheck = (config["Config"].get("Healthcheck") or config["Healthcheck"])["Test"]
     assert "/healthz" in " ".join(healthcheck)
     assert config["Config"]["User"].split(":")[0] == "10001"
     missing = engine(
-        "run", "--rm", "--entrypoint", "python", IMAGE, "-c", "import vesagent.sim", check=False
+        "run",
+        *RUN_ARGS,
+        "--rm",
+        "--entrypoint",
+        "python",
+        IMAGE,
+        "-c",
+        "import vesagent.sim",
+        check=False,
     )
     assert missing.returncode != 0 and "ModuleNotFoundError" in missing.stderr
 
@@ -97,7 +110,7 @@ def test_agent_from_the_image_reports_a_vm_fault(world: World, container: dict[s
     wait_until(lambda: _status(container["url"] + "/readyz") == 200, 60, "the agent /readyz")
     assert _status(container["url"] + "/healthz") == 200
     wait_until(lambda: world.faults(vm), 60, f"the fault of {vm} from region {OWNER}_RegionOne")
-    if os.path.basename(ENGINE) == "podman":
+    if os.path.basename(ENGINE[0]) == "podman":
         assert engine("healthcheck", "run", container["name"], check=False).returncode == 0
     uid = engine("exec", container["name"], "id", "-u").stdout.strip()
     assert uid == "10001"
