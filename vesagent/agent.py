@@ -107,7 +107,8 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
         )
 
     liveness = Liveness()
-    liveness.expect("reconciler", settings.aai_sync_interval)
+    # A pass may read A&AI many times, each within its timeout and retries: 10 minutes' grace.
+    liveness.expect("reconciler", settings.aai_sync_interval, grace=600)
     liveness.expect("poll-timer", 1.0)
     pollers = PollerSet(make_poller, on_tick=liveness.ticker("poll-timer"))
     verify: bool | str = not settings.aai_insecure

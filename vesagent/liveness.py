@@ -4,9 +4,10 @@ The HTTP server answers from its own threads, so answering proves nothing about 
 reconcile pass stuck forever (a deadlock, a socket without a timeout) or a dead or blocked poll
 timer leaves ``/healthz`` green while nothing is polled or delivered. Each loop therefore ticks
 its clock whenever it makes progress, having declared its period first; a loop is *stalled*
-once it has been silent longer than ``misses`` periods plus a grace (a pass may legitimately
-take a while: A&AI paging, retries). Kubernetes' liveness probe then restarts the pod, which
-is the only cure for a stuck thread.
+once it has been silent longer than ``misses`` periods plus its grace (a pass may legitimately
+take a while: a slow A&AI answering each of many credential reads just inside its timeout and
+retries must not restart the pod). Kubernetes' liveness probe then restarts the pod, which is
+the only cure for a stuck thread.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ GRACE = 30.0
 
 @dataclass(frozen=True)
 class Clock:
-    """One loop's progress clock: its declared period and when it last moved."""
+    """One loop's progress clock: its declared period, its grace, and when it last moved."""
 
     period: float
     last_tick: float
+    grace: float | None = None  # None: the Liveness default
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,9 @@ def stalled_loops(
     found = []
     for loop, clock in sorted(clocks.items()):
         silent = now - clock.last_tick
-        allowed = allowed_silence(clock.period, misses, grace)
+        allowed = allowed_silence(
+            clock.period, misses, grace if clock.grace is None else clock.grace
+        )
         if silent > allowed:
             found.append(Stalled(loop, silent, allowed))
     return found
@@ -79,16 +83,16 @@ class Liveness:
         self._clocks: dict[str, Clock] = {}
         self._lock = threading.Lock()
 
-    def expect(self, loop: str, period: float) -> None:
+    def expect(self, loop: str, period: float, grace: float | None = None) -> None:
         """Declare a loop from now on: silent since its declaration until its first tick."""
         with self._lock:
-            self._clocks[loop] = Clock(period, self.clock())
+            self._clocks[loop] = Clock(period, self.clock(), grace)
 
     def tick(self, loop: str) -> None:
         """The loop made progress (a finished pass, a timer turn)."""
         with self._lock:
-            period = self._clocks[loop].period if loop in self._clocks else 0.0
-            self._clocks[loop] = Clock(period, self.clock())
+            old = self._clocks.get(loop, Clock(0.0, 0.0))
+            self._clocks[loop] = Clock(old.period, self.clock(), old.grace)
 
     def ticker(self, loop: str) -> Callable[[], None]:
         """A no-argument callback that ticks ``loop`` (for the loops' ``on_pass``/``on_tick``)."""

@@ -36,6 +36,13 @@ def test_a_loop_is_stalled_only_after_misses_periods_plus_grace() -> None:
     ]
 
 
+def test_a_loop_with_its_own_grace_may_stay_silent_longer() -> None:
+    """The reconciler's long grace (slow A&AI passes) does not lengthen the timer's."""
+    clocks = {"reconciler": Clock(30, 0, grace=600), "poll-timer": Clock(1, 0)}
+    assert [s.loop for s in stalled_loops(clocks, now=690, misses=3, grace=30)] == ["poll-timer"]
+    assert len(stalled_loops(clocks, now=690.5, misses=3, grace=30)) == 2
+
+
 def test_a_loop_that_never_ticks_is_stalled_from_its_declaration() -> None:
     """A loop stuck in its very first pass is caught too: its clock starts at ``expect``."""
     now = [0.0]
@@ -108,7 +115,7 @@ def test_healthz_fails_naming_the_loop_that_stopped(aai: AaiSim, tmp_path: Path)
         agent.reconciler.trigger()
         loop.join(5)
         assert not loop.is_alive()
-        skew.ahead += 3 * settings.aai_sync_interval + 31
+        skew.ahead += 3 * settings.aai_sync_interval + 601
         # The timer still turns: its next tick (every 50 ms) catches up with the jump.
         wait_until(lambda: _stuck(agent) == ["reconciler"], 5, "only the reconciler stuck")
         assert _healthz(agent)[0] == 503
