@@ -38,7 +38,9 @@ pytestmark = pytest.mark.skipif(
 
 def engine(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the container engine (podman or docker)."""
-    return subprocess.run([*ENGINE, *args], capture_output=True, text=True, timeout=300, check=check)
+    return subprocess.run(
+        [*ENGINE, *args], capture_output=True, text=True, timeout=300, check=check
+    )
 
 
 @pytest.fixture
