@@ -1,4 +1,5 @@
-# vesagent container image: `docker build -t vesagent:0.1.0 .` from the repository root.
+# vesagent container image: `make image` (podman --format docker, or docker) from the repository
+# root; by hand: `podman build --format docker -t vesagent:0.1.0 .`.
 # Every setting comes from the environment (README, "Running"); VESAGENT_AAI_URL is required:
 #   docker run -e VESAGENT_AAI_URL=https://aai.onap:8443 -v vesagent-state:/var/lib/vesagent \
 #              -p 9009:9009 vesagent:0.1.0
@@ -10,10 +11,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
+# The same pinned, hash-checked versions `make test` installs (requirements.lock; `make lock`),
+# then the agent itself without resolving anything; `pip check` fails the build if the lock
+# misses a dependency. .dockerignore keeps the simulators and benchmarks out of the image.
 # setup.py reads README.md for the package's long description.
-COPY setup.py pyproject.toml README.md ./
+COPY requirements.lock setup.py pyproject.toml README.md ./
 COPY vesagent ./vesagent
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock \
+    && pip install --no-cache-dir . --no-deps \
+    && pip check \
     && rm -rf /src
 
 # A fixed uid/gid, so Kubernetes' runAsUser/fsGroup and volume ownership can name it.

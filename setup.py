@@ -39,6 +39,11 @@ setup(
             "types-requests",
             "types-cachetools",
             "cryptography>=42",
+            # Deployment tests (issue 18): Helm's own Go SDK as a library (wheels for Linux
+            # x86_64 only; the chart tests skip elsewhere), Kubernetes schemas, YAML.
+            "helm-python-sdk>=0.2.2; sys_platform == 'linux' and platform_machine == 'x86_64'",
+            "kubernetes-validate>=1.37",
+            "pyyaml>=6",
         ],
     },
     entry_points={"console_scripts": ["vesagent=vesagent.cli:main"]},

@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from vesagent import __version__
 from vesagent.aai_client import AaiClient
 from vesagent.leases import FencedStore, LeaseKeeper, LeaseTable, replica_id
+from vesagent.liveness import Liveness
 from vesagent.logs import get_logger
 from vesagent.metrics import Metrics, OutboxCollector
 from vesagent.model import RegionKey, VimCredentials
@@ -56,6 +57,7 @@ class Agent:
     stop_event: threading.Event
     lock: Any = None
     leases: LeaseKeeper | None = None  # PostgreSQL mode: who polls what
+    liveness: Liveness = field(default_factory=Liveness)
 
 
 def lock_state_dir(state_dir: Path) -> Any:
@@ -152,7 +154,11 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
             on_refused=refused,
         )
 
-    pollers = PollerSet(make_poller)
+    liveness = Liveness()
+    # A pass may read A&AI many times, each within its timeout and retries: 10 minutes' grace.
+    liveness.expect("reconciler", settings.aai_sync_interval, grace=600)
+    liveness.expect("poll-timer", 1.0)
+    pollers = PollerSet(make_poller, on_tick=liveness.ticker("poll-timer"))
     verify: bool | str = not settings.aai_insecure
     if settings.aai_ca_file and not settings.aai_insecure:
         verify = settings.aai_ca_file
@@ -183,6 +189,7 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
         stop_event=threading.Event(),
         lock=lock,
         leases=keeper,
+        liveness=liveness,
     )
 
 
@@ -225,7 +232,7 @@ def run_agent(settings: Settings) -> int:
         ).start()
     loop = threading.Thread(
         target=agent.reconciler.run,
-        args=(agent.stop_event, settings.aai_sync_interval),
+        args=(agent.stop_event, settings.aai_sync_interval, agent.liveness.ticker("reconciler")),
         name="reconcile",
         daemon=True,
     )

@@ -380,8 +380,10 @@ def create_app(agent: Any) -> Flask:
         app.register_blueprint(api, url_prefix=prefix, name=f"api{len(app.blueprints)}")
 
     @app.get("/healthz")
-    def healthz() -> Response:
-        return jsonify({"status": "ok"})
+    def healthz() -> Any:
+        # 503 naming the stuck loop when the reconciler or the poll timer stopped moving.
+        body, status = agent.liveness.report()
+        return jsonify(body), status
 
     @app.get("/readyz")
     def readyz() -> Any:

@@ -60,8 +60,10 @@ class PollerSet:
         *,
         workers: int = 8,
         jitter: float = 0.1,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         self._make = make_poller
+        self._on_tick = on_tick  # liveness: the timer still turns (vesagent/liveness.py)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll")
         # Measurements walk a region's VMs slowly on purpose: their own pool, so they never
         # hold up fault polls.
@@ -239,3 +241,5 @@ class PollerSet:
                     self._scheduler.run_pending()
                 except Exception:  # a failing job must not kill the timer thread
                     log.exception("scheduler.error")
+            if self._on_tick is not None:
+                self._on_tick()

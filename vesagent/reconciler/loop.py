@@ -336,12 +336,16 @@ class Reconciler:
         """Run a pass now instead of at the next interval (e.g. after a REST API write)."""
         self._trigger.set()
 
-    def run(self, stop: threading.Event, interval: float) -> None:
-        """Sync every ``interval`` seconds until ``stop`` is set."""
+    def run(
+        self, stop: threading.Event, interval: float, on_pass: Callable[[], None] | None = None
+    ) -> None:
+        """Sync every ``interval`` seconds until ``stop`` is set; ``on_pass`` after each pass."""
         while not stop.is_set():
             try:
                 self.sync()
             except Exception:  # a bug in one pass must not end the loop
                 log.exception("reconcile.crashed")
+            if on_pass is not None:  # liveness: the loop still turns (vesagent/liveness.py)
+                on_pass()
             self._trigger.wait(interval)
             self._trigger.clear()
