@@ -25,6 +25,8 @@ setup(
         "flask>=3.0",
         "waitress>=3.0",
         "jsonschema>=4.21",
+        # Nova's versioned notifications (issue 19): OpenStack's own listener library.
+        "oslo.messaging>=14.0",
     ],
     extras_require={
         "test": [

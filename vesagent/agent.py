@@ -22,6 +22,7 @@ from vesagent.aai_client import AaiClient
 from vesagent.logs import get_logger
 from vesagent.metrics import Metrics, OutboxCollector
 from vesagent.model import RegionKey
+from vesagent.notifications.hub import NotificationHub
 from vesagent.pollers.manager import PollerSet
 from vesagent.pollers.openstack import ComputeClient, SessionPool, VimCredentials
 from vesagent.pollers.poller import RegionPoller
@@ -51,6 +52,7 @@ class Agent:
     started: float
     stop_event: threading.Event
     lock: Any = None
+    notifications: NotificationHub | None = None
 
 
 def lock_state_dir(state_dir: Path) -> Any:
@@ -116,6 +118,13 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
         verify=verify,
     )
     reconciler = Reconciler(aai, pollers, directory, shard=settings.shard, metrics=metrics)
+    # Issue 19: listens for the running regions that configure notifications (level-triggered).
+    notifications = NotificationHub(
+        pollers,
+        lambda: {key: p.spec for key, p in pollers.pollers().items()},
+        registry=registry,
+        pool=f"vesagent-{settings.shard.index}",
+    )
     return Agent(
         settings=settings,
         store=store,
@@ -129,6 +138,7 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
         started=time.time(),
         stop_event=threading.Event(),
         lock=lock,
+        notifications=notifications,
     )
 
 
@@ -164,6 +174,8 @@ def run_agent(settings: Settings) -> int:
         state_dir=str(settings.state_dir),
     )
     agent.sender.start()
+    if agent.notifications is not None:
+        agent.notifications.start()
     loop = threading.Thread(
         target=agent.reconciler.run,
         args=(agent.stop_event, settings.aai_sync_interval),
@@ -182,6 +194,8 @@ def shutdown(agent: Agent) -> None:
     """Stop polling first, then flush deliveries within the grace period, then close the store."""
     agent.stop_event.set()
     agent.reconciler.trigger()
+    if agent.notifications is not None:
+        agent.notifications.stop()
     agent.pollers.shutdown(timeout=2.0)
     agent.sender.stop(grace=SHUTDOWN_GRACE)
     agent.aai.close()

@@ -33,6 +33,7 @@ from vesagent.config import (
 from vesagent.errors import ConfigError, PermanentError, TemporaryError
 from vesagent.logs import REDACTED, get_logger
 from vesagent.model import RegionKey
+from vesagent.notifications.settings import keep_masked_transport_url
 from vesagent.openapi import openapi_document
 from vesagent.pollers.hosts import host_selected
 from vesagent.pollers.poller import selector_for
@@ -87,6 +88,9 @@ def region_status(agent: Any, key: RegionKey) -> dict[str, Any]:
             "last_delivery": _iso(agent.sender.last_success.get(endpoint)),
             "last_error": agent.sender.last_error.get(endpoint),
         }
+    hub = getattr(agent, "notifications", None)  # issue 19: the region's listener, if any
+    if hub is not None and spec is not None and spec.config.notifications is not None:
+        status["notifications"] = hub.region_status(key) or {"state": "starting"}
     if poller is None or spec is None:
         return status
     last = poller.last
@@ -280,7 +284,11 @@ def create_app(agent: Any) -> Flask:
         old, _new = editor.edit(
             key,
             lambda text: merge_into_cloud_extra_info(
-                text, keep_masked_password(body[CONFIG_KEY], _stored_config(text))
+                text,
+                keep_masked_transport_url(
+                    keep_masked_password(body[CONFIG_KEY], _stored_config(text)),
+                    _stored_config(text),
+                ),
             ),
         )
         created = _stored_config(old) is None

@@ -44,6 +44,7 @@ from pydantic_core import PydanticCustomError
 
 from vesagent.errors import ConfigError
 from vesagent.logs import REDACTED, is_secret_key
+from vesagent.notifications.settings import NotificationsConfig, mask_transport_url
 
 CONFIG_KEY = "vesagent_config"
 """The key of ``cloud-extra-info`` that makes a region managed by vesagent."""
@@ -551,6 +552,8 @@ class VesagentConfig(BaseModel):
     """Seconds (1 .. 86400); a number or a numeric string as in the seed design."""
     backlogs: tuple[Backlog, ...] = ()
     """0 .. 1000 backlogs; two backlogs with the same meaning are refused as duplicates."""
+    notifications: NotificationsConfig | None = None
+    """Nova's versioned notifications as doorbells (issue 19); polling alone when absent."""
 
     @field_validator("poll_interval_default", mode="before")
     @classmethod
@@ -782,6 +785,10 @@ def warnings(obj: object) -> list[tuple[str, str]]:
     if isinstance(subscription, Mapping):
         known = frozenset(VesSubscription.model_fields)
         _unknown_keys(subscription, known, "ves_subscription", found)
+    notifications = obj.get("notifications")
+    if isinstance(notifications, Mapping):
+        known = frozenset(NotificationsConfig.model_fields)
+        _unknown_keys(notifications, known, "notifications", found)
     backlogs = obj.get("backlogs")
     if not isinstance(backlogs, list):
         return found
@@ -937,6 +944,8 @@ def masked(config_obj: Mapping[str, Any]) -> dict[str, Any]:
             secret_name = isinstance(source, Mapping) and is_secret_key(name)
             if (secret_name and value is not None) or isinstance(value, SecretStr):
                 copied = REDACTED
+            elif name == "transport_url" and isinstance(value, str):
+                copied = mask_transport_url(value)  # the password inside a URL
             elif isinstance(value, Mapping):
                 copied = {}
                 stack.append((value, copied))

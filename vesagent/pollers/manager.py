@@ -10,6 +10,7 @@ region never overlap).
 from __future__ import annotations
 
 import enum
+import functools
 import random
 import threading
 from collections.abc import Callable
@@ -56,6 +57,7 @@ class PollerSet:
         self._pollers: dict[RegionKey, RegionPoller] = {}
         self._jobs: dict[tuple[RegionKey, str], tuple[float, schedule.Job]] = {}
         self._running: dict[tuple[RegionKey, str], Future[Any]] = {}
+        self._rerun: set[RegionKey] = set()  # doorbell rung during a poll: poll once more
         self._lock = threading.RLock()
         self._jitter = jitter
         self._stop = threading.Event()
@@ -121,6 +123,38 @@ class PollerSet:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._slow_pool.shutdown(wait=False, cancel_futures=True)
         self._thread.join(timeout)
+
+    # -- notification seam (issue 19): minimal versions, the poller rework replaces them ---
+    def poll_soon(self, key: RegionKey) -> None:
+        """Doorbell: list the region's servers at once; coalesced, so a burst of rings while a
+        poll runs gives one more poll after it, never one per ring."""
+        with self._lock:
+            poller = self._pollers.get(key)
+            if poller is None or self._stop.is_set():
+                return
+            poller.want_listing()
+            running = self._running.get((key, "poll"))
+            if running is None or running.done():
+                self._submit(key, poller, "poll")
+            elif key not in self._rerun:
+                # The poll in flight may have listed before the change: one more after it.
+                self._rerun.add(key)
+                running.add_done_callback(functools.partial(self._poll_again, key))
+
+    def _poll_again(self, key: RegionKey, _done: Future[Any]) -> None:
+        with self._lock:
+            self._rerun.discard(key)
+            poller = self._pollers.get(key)
+            if poller is not None:
+                self._submit(key, poller, "poll")
+
+    def set_listing_interval(self, key: RegionKey, seconds: float | None) -> None:
+        """While notifications are heard, list servers only every ``seconds`` (the safety
+        net); None: back to every poll. Host liveness keeps the poll interval either way."""
+        with self._lock:
+            poller = self._pollers.get(key)
+            if poller is not None:
+                poller.listing_interval = seconds
 
     # -- timers --------------------------------------------------------------------------
     def _reschedule(self, key: RegionKey, poller: RegionPoller, *, first: bool) -> None:

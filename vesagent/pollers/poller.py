@@ -250,6 +250,10 @@ class RegionPoller:
         self.last_event_at: float | None = None
         self.last_heartbeat_at: float | None = None
         self.last_measure_at: float | None = None
+        # Notification seam (issue 19): set through PollerSet.set_listing_interval/poll_soon.
+        self.listing_interval: float | None = None  # None: list servers on every poll
+        self._listing_wanted = True
+        self._last_listing = 0.0
 
     # -- configuration -------------------------------------------------------------------
     def update(self, spec: RegionSpec) -> None:
@@ -291,6 +295,20 @@ class RegionPoller:
         {"poll": self.poll, "heartbeat": self.heartbeat, "measure": self.measure}[name]()
 
     # -- the fault poll ------------------------------------------------------------------
+    def want_listing(self) -> None:
+        """The next poll lists servers even if the safety interval is not over (a doorbell)."""
+        self._listing_wanted = True
+
+    def _listing_due(self, now: float, full: bool) -> bool:
+        interval = self.listing_interval
+        due = full or self._listing_wanted or interval is None
+        if due or now - self._last_listing >= interval:  # type: ignore[operator]
+            # Cleared before listing: a doorbell rung while we list asks for one more.
+            self._listing_wanted = False
+            self._last_listing = now
+            return True
+        return False
+
     def poll(self) -> PollOutcome:
         """One fault cycle. Safe to call from any thread; concurrent calls are serialised."""
         with self._lock:
@@ -384,7 +402,7 @@ class RegionPoller:
         services: list[Any] = []
         full = self._watermark is None or now - self._last_full >= self._full_every
         try:
-            if watch_servers:
+            if watch_servers and self._listing_due(now, full):
                 overlap = OVERLAP if self._server_clock else OVERLAP_OWN_CLOCK
                 since = None if full else self._watermark - overlap  # type: ignore[operator]
                 page = client.list_servers(changes_since=since)
