@@ -14,6 +14,8 @@ the non-durable notification queues vanish, as on a real restart).
 from __future__ import annotations
 
 import contextlib
+import copy
+import json
 import os
 import shutil
 import socket
@@ -21,6 +23,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.helpers import free_port, wait_until
 
@@ -176,3 +179,62 @@ class RabbitNode:
                 return True
         except OSError:
             return False
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "notifications"
+
+
+def sample_payload(event_type: str) -> dict[str, Any]:
+    """The payload of a notification recorded from a real Nova Zed (tests/fixtures)."""
+    message = json.loads((FIXTURES / f"{event_type}.json").read_text())["message"]
+    payload: dict[str, Any] = message["payload"]
+    return payload
+
+
+def instance_update(server: dict[str, Any], old_state: str, state: str) -> dict[str, Any]:
+    """The recorded ``instance.update`` payload, re-aimed at ``server`` (a Nova server body)."""
+    payload = copy.deepcopy(sample_payload("instance.update"))
+    data = payload["nova_object.data"]
+    data.update(
+        uuid=server["id"],
+        tenant_id=server.get("tenant_id", data["tenant_id"]),
+        display_name=server.get("name", data["display_name"]),
+        state=state,
+    )
+    data["state_update"]["nova_object.data"].update(old_state=old_state, state=state)
+    return payload
+
+
+class NovaPublisher:
+    """Publishes notifications as Nova does: oslo.messaging's Notifier, driver messagingv2,
+    exchange ``nova`` (Nova's ``control_exchange``), routing key ``<topic>.<priority>``."""
+
+    def __init__(self, url: str, topic: str = "vesagent_notifications") -> None:
+        import oslo_messaging
+        from oslo_config import cfg
+
+        oslo_messaging.set_transport_defaults("nova")  # what nova does at start-up
+        conf = cfg.ConfigOpts()
+        conf(args=[], project="nova-sim", default_config_files=[], default_config_dirs=[])
+        self.url = url
+        self.topic = topic
+        self.transport = oslo_messaging.get_notification_transport(conf, url=url)
+        self.notifier = oslo_messaging.Notifier(
+            self.transport, publisher_id="nova-compute:vm", driver="messagingv2", topics=[topic]
+        )
+
+    def info(self, event_type: str, payload: Any) -> None:
+        self.notifier.info({}, event_type, payload)
+
+    def raw(self, body: bytes | str) -> None:
+        """A body that is not the messagingv2 envelope at all (e.g. not JSON)."""
+        import kombu
+
+        amqp = "amqp://" + self.url.split("://", 1)[1]
+        with kombu.Connection(amqp) as conn:
+            exchange = kombu.Exchange("nova", type="topic", durable=False)
+            producer = kombu.Producer(conn.channel(), exchange=exchange, auto_declare=False)
+            producer.publish(body, routing_key=f"{self.topic}.info", content_type="text/plain")
+
+    def close(self) -> None:
+        self.transport.cleanup()

@@ -270,7 +270,13 @@ class NotificationHub:
                 notif = entry[0]
                 listener = bus.listener
                 return {
-                    "state": "connected" if listener.connected else "failing",
+                    "state": (
+                        "connected"
+                        if listener.connected
+                        else "connecting"
+                        if listener.reason == "connecting"
+                        else "failing"
+                    ),
                     "reason": None if listener.connected else listener.reason,
                     "since": _iso(bus.since),
                     "transport_url": notif.shown_url,

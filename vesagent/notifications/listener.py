@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +37,7 @@ OnState = Callable[[bool, str], None]
 """``(connected, reason)``: called on every change of the connection state."""
 
 CHECK_EVERY = 0.2  # seconds between two looks at the connection
-_OSLO_LOGGER = "oslo_messaging"
+_OSLO_LOGGERS = ("oslo_messaging", "oslo.messaging")  # module name, and oslo_log's spelling
 
 
 def failure_reason(text: str) -> str:
@@ -85,11 +86,17 @@ _capture_installed = threading.Lock()
 
 def _install_capture() -> None:
     with _capture_installed:
-        oslo = logging.getLogger(_OSLO_LOGGER)
-        if _capture not in oslo.handlers:
-            oslo.addHandler(_capture)
-            oslo.setLevel(logging.INFO)
-            oslo.propagate = False  # its retry loop logs every attempt: ours log state changes
+        # oslo.messaging's helpers announce their plugins and backends at INFO/DEBUG, and
+        # oslo.service warns about eventlet, which vesagent does not use (threading executor).
+        warnings.filterwarnings("ignore", message=r"(?s).*[Ee]ventlet is deprecated")
+        for name in ("oslo_service", "stevedore", "kombu", "amqp", "oslo_config"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        for name in _OSLO_LOGGERS:
+            oslo = logging.getLogger(name)
+            if _capture not in oslo.handlers:
+                oslo.addHandler(_capture)
+                oslo.setLevel(logging.INFO)
+                oslo.propagate = False  # it logs every retry: ours log state changes
 
 
 class _Endpoint:
@@ -254,8 +261,8 @@ class BusListener:
         if transport is not None:
             with contextlib.suppress(Exception):
                 transport.cleanup()
-        if self.connected:
-            self._set_state(False, "stopped")
+        if self.connected and not self._stop.is_set():
+            self._set_state(False, "restarting")
 
     def __repr__(self) -> str:
         return f"BusListener({self.key!r}, pool={self.pool!r})"

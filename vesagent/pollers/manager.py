@@ -13,6 +13,7 @@ import enum
 import functools
 import random
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -25,6 +26,9 @@ from vesagent.pollers.poller import RegionPoller, job_intervals
 from vesagent.spec import RegionSpec
 
 log = get_logger("vesagent.pollers")
+# Doorbell polls of one region start at most this often: a burst of notifications is spread
+# over seconds (Nova sends several per action), so it becomes a few polls, not hundreds.
+DOORBELL_GAP = 0.5
 
 
 class StopReason(enum.StrEnum):
@@ -57,7 +61,8 @@ class PollerSet:
         self._pollers: dict[RegionKey, RegionPoller] = {}
         self._jobs: dict[tuple[RegionKey, str], tuple[float, schedule.Job]] = {}
         self._running: dict[tuple[RegionKey, str], Future[Any]] = {}
-        self._rerun: set[RegionKey] = set()  # doorbell rung during a poll: poll once more
+        self._rerun: set[RegionKey] = set()  # a doorbell poll is promised
+        self._rung_at: dict[RegionKey, float] = {}  # when the last doorbell poll started
         self._lock = threading.RLock()
         self._jitter = jitter
         self._stop = threading.Event()
@@ -126,27 +131,39 @@ class PollerSet:
 
     # -- notification seam (issue 19): minimal versions, the poller rework replaces them ---
     def poll_soon(self, key: RegionKey) -> None:
-        """Doorbell: list the region's servers at once; coalesced, so a burst of rings while a
-        poll runs gives one more poll after it, never one per ring."""
+        """Doorbell: list the region's servers at once; coalesced, so a burst of rings gives
+        a poll at once and then at most one every ``DOORBELL_GAP`` seconds, never one per ring."""
         with self._lock:
             poller = self._pollers.get(key)
             if poller is None or self._stop.is_set():
                 return
             poller.want_listing()
-            running = self._running.get((key, "poll"))
-            if running is None or running.done():
-                self._submit(key, poller, "poll")
-            elif key not in self._rerun:
-                # The poll in flight may have listed before the change: one more after it.
-                self._rerun.add(key)
-                running.add_done_callback(functools.partial(self._poll_again, key))
+            if key in self._rerun:
+                return  # a poll is already promised; it lists what this ring announced
+            self._rerun.add(key)
+            self._poll_again(key)
 
-    def _poll_again(self, key: RegionKey, _done: Future[Any]) -> None:
+    def _poll_again(self, key: RegionKey, _done: Any = None) -> None:
+        """Run the promised poll now if the region is free and the gap is over, else later."""
         with self._lock:
-            self._rerun.discard(key)
             poller = self._pollers.get(key)
-            if poller is not None:
-                self._submit(key, poller, "poll")
+            if poller is None or self._stop.is_set():
+                self._rerun.discard(key)
+                return
+            running = self._running.get((key, "poll"))
+            if running is not None and not running.done():
+                # The poll in flight may have listed before the change: one more after it.
+                running.add_done_callback(functools.partial(self._poll_again, key))
+                return
+            wait = self._rung_at.get(key, -DOORBELL_GAP) + DOORBELL_GAP - time.monotonic()
+            if wait > 0:
+                timer = threading.Timer(wait, self._poll_again, (key,))
+                timer.daemon = True
+                timer.start()
+                return
+            self._rerun.discard(key)
+            self._rung_at[key] = time.monotonic()
+            self._submit(key, poller, "poll")
 
     def set_listing_interval(self, key: RegionKey, seconds: float | None) -> None:
         """While notifications are heard, list servers only every ``seconds`` (the safety
