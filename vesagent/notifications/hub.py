@@ -106,6 +106,7 @@ class NotificationHub:
             try:
                 if self._specs is not None:
                     self.sync(self._specs())
+                self.remind()
             except Exception:  # one bad pass must not end notifications for everyone
                 log.exception("notifications.sync_failed")
             self._stop.wait(self._sync_every)
@@ -160,6 +161,25 @@ class NotificationHub:
         for bus in to_stop:
             log.info("notifications.stopped", bus=bus.listener.key.shown)
             bus.listener.stop()
+
+    def remind(self, now: float | None = None) -> None:
+        """"Still failing", once a minute per listener that stays down (the reason may not
+        change, so the listener itself has nothing new to say)."""
+        now = time.time() if now is None else now
+        with self._lock:
+            for bus in self._buses.values():
+                if bus.listener.connected or not bus.failing_logged:
+                    continue
+                if now - bus.failing_logged >= STILL_FAILING_EVERY:
+                    bus.failing_logged = now
+                    log.warning(
+                        "notifications.still_failing",
+                        reason=bus.listener.reason,
+                        down_for_s=round(now - bus.since, 1),
+                        fallback="polling at poll_interval",
+                        bus=bus.listener.key.shown,
+                        regions=sorted(k.vimid for k in bus.regions),
+                    )
 
     def _leave(self, key: RegionKey, *, still_running: bool) -> None:
         if still_running:

@@ -301,8 +301,7 @@ class RegionPoller:
 
     def _listing_due(self, now: float, full: bool) -> bool:
         interval = self.listing_interval
-        due = full or self._listing_wanted or interval is None
-        if due or now - self._last_listing >= interval:  # type: ignore[operator]
+        if full or self._listing_wanted or interval is None or now - self._last_listing >= interval:
             # Cleared before listing: a doorbell rung while we list asks for one more.
             self._listing_wanted = False
             self._last_listing = now
@@ -401,8 +400,9 @@ class RegionPoller:
         page = None
         services: list[Any] = []
         full = self._watermark is None or now - self._last_full >= self._full_every
+        listing = watch_servers and self._listing_due(now, full)
         try:
-            if watch_servers and self._listing_due(now, full):
+            if listing:
                 overlap = OVERLAP if self._server_clock else OVERLAP_OWN_CLOCK
                 since = None if full else self._watermark - overlap  # type: ignore[operator]
                 page = client.list_servers(changes_since=since)
@@ -412,6 +412,9 @@ class RegionPoller:
                     self._refresh_hypervisors(client)
             if not watch_servers and not watch_hosts:
                 client.compute_endpoint()  # a VIM-only region: is the cloud reachable?
+        except Exception:
+            self._listing_wanted = self._listing_wanted or listing  # not listed after all
+            raise
         finally:
             outcome.requests = getattr(client, "requests_made", 0) - before
             outcome.authentications = getattr(client, "auth_count", 0) - auths
