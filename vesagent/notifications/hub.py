@@ -141,7 +141,7 @@ class NotificationHub:
                     log.info(
                         "notifications.listening",
                         bus=lkey.shown,
-                        pool=self._pool,
+                        pool=lkey.pool(self._pool),
                         regions=sorted(k.vimid for k in regions),
                     )
                     bus.listener.start()
@@ -163,7 +163,7 @@ class NotificationHub:
             bus.listener.stop()
 
     def remind(self, now: float | None = None) -> None:
-        """"Still failing", once a minute per listener that stays down (the reason may not
+        """ "Still failing", once a minute per listener that stays down (the reason may not
         change, so the listener itself has nothing new to say)."""
         now = time.time() if now is None else now
         with self._lock:
@@ -191,7 +191,7 @@ class NotificationHub:
         holder: list[_Bus] = []
         listener = self._make_listener(
             lkey,
-            self._pool,
+            lkey.pool(self._pool),
             lambda event_type, payload: self._on_message(holder[0], event_type, payload),
             lambda connected, reason: self._on_state(holder[0], connected, reason),
             lambda: self._on_bad_body(holder[0]),

@@ -10,6 +10,7 @@ hides it, for logs, status, metrics and the REST API.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -124,6 +125,15 @@ class ListenerKey:
         return f"ListenerKey({mask_transport_url(self.transport_url)!r}, {self.topic!r}, " + (
             f"{self.exchange!r})"
         )
+
+    def pool(self, prefix: str) -> str:
+        """The listener's own queue: one per (prefix, bus). Two listeners on one queue would
+        compete for its messages (each gets some), so topic, exchange and the broker address
+        (without the password, which may rotate) are all in the name."""
+        digest = hashlib.sha256(
+            f"{mask_transport_url(self.transport_url)} {self.exchange}".encode()
+        ).hexdigest()[:8]
+        return f"{prefix}-{self.topic}-{digest}"
 
     @property
     def shown(self) -> str:
