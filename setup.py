@@ -28,6 +28,8 @@ setup(
         # Shared state in PostgreSQL (issue 16); the binary wheel needs no libpq on the host.
         "psycopg[binary]>=3.1",
         "psycopg-pool>=3.2",
+        # Nova's versioned notifications (issue 19): OpenStack's own listener library.
+        "oslo.messaging>=14.0",
     ],
     extras_require={
         "test": [

@@ -26,6 +26,7 @@ from vesagent.liveness import Liveness
 from vesagent.logs import get_logger
 from vesagent.metrics import Metrics, OutboxCollector
 from vesagent.model import RegionKey, VimCredentials
+from vesagent.notifications.hub import NotificationHub
 from vesagent.pollers.manager import PollerSet
 from vesagent.pollers.openstack import ComputeClient, SessionPool
 from vesagent.pollers.poller import RegionPoller
@@ -58,6 +59,17 @@ class Agent:
     lock: Any = None
     leases: LeaseKeeper | None = None  # PostgreSQL mode: who polls what
     liveness: Liveness = field(default_factory=Liveness)
+    notifications: NotificationHub | None = None
+
+
+def notification_pool(settings: Settings, keeper: LeaseKeeper | None) -> str:
+    """The oslo.messaging pool this replica listens in: its own queue, so every replica gets
+    a copy of each notification (the owner of a region must hear it) and no other consumer
+    of the topic loses one. Stable across restarts where the replica's identity is (a shard
+    ordinal); per replica id in PostgreSQL mode (the README gives the queue expiry policy)."""
+    if keeper is not None:
+        return f"vesagent-{keeper.replica_id}"
+    return f"vesagent-{settings.shard.index}"
 
 
 def lock_state_dir(state_dir: Path) -> Any:
@@ -175,6 +187,13 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
     )
     if keeper is not None:
         keeper.on_change = reconciler.trigger  # a lease taken or lost: converge at once
+    # Issue 19: listens for the running regions that configure notifications (level-triggered).
+    notifications = NotificationHub(
+        pollers,
+        lambda: {key: p.spec for key, p in pollers.pollers().items()},
+        registry=registry,
+        pool=notification_pool(settings, keeper),
+    )
     return Agent(
         settings=settings,
         store=store,
@@ -190,6 +209,7 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
         lock=lock,
         leases=keeper,
         liveness=liveness,
+        notifications=notifications,
     )
 
 
@@ -230,6 +250,8 @@ def run_agent(settings: Settings) -> int:
         threading.Thread(
             target=agent.leases.run, args=(agent.stop_event,), name="leases", daemon=True
         ).start()
+    if agent.notifications is not None:
+        agent.notifications.start()
     loop = threading.Thread(
         target=agent.reconciler.run,
         args=(agent.stop_event, settings.aai_sync_interval, agent.liveness.ticker("reconciler")),
@@ -248,6 +270,8 @@ def shutdown(agent: Agent) -> None:
     """Stop polling first, then flush deliveries within the grace period, then close the store."""
     agent.stop_event.set()
     agent.reconciler.trigger()
+    if agent.notifications is not None:
+        agent.notifications.stop()
     agent.pollers.shutdown(timeout=2.0)
     if agent.leases is not None:
         agent.leases.close()  # hand the regions over now rather than after the TTL

@@ -44,6 +44,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from vesagent.errors import ConfigError
+from vesagent.notifications.settings import NotificationsConfig
 
 CONFIG_KEY = "vesagent_config"
 """The key of ``cloud-extra-info`` that makes a region managed by vesagent."""
@@ -553,6 +554,8 @@ class VesagentConfig(BaseModel):
     """Seconds (1 .. 86400); a number or a numeric string as in the seed design."""
     backlogs: tuple[Backlog, ...] = ()
     """0 .. 1000 backlogs; two backlogs with the same meaning are refused as duplicates."""
+    notifications: NotificationsConfig | None = None
+    """Nova's versioned notifications as doorbells (issue 19); polling alone when absent."""
 
     @field_validator("poll_interval_default", mode="before")
     @classmethod
@@ -784,6 +787,10 @@ def warnings(obj: object) -> list[tuple[str, str]]:
     if isinstance(subscription, Mapping):
         known = frozenset(VesSubscription.model_fields)
         _unknown_keys(subscription, known, "ves_subscription", found)
+    notifications = obj.get("notifications")
+    if isinstance(notifications, Mapping):
+        known = frozenset(NotificationsConfig.model_fields)
+        _unknown_keys(notifications, known, "notifications", found)
     backlogs = obj.get("backlogs")
     if not isinstance(backlogs, list):
         return found

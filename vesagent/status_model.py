@@ -93,6 +93,24 @@ class BacklogStatus(BaseModel):
     active_alarms: int | None = None
 
 
+class NotificationStatus(BaseModel):
+    """The region's notification listener (issue 19); its transport URL shows no password."""
+
+    model_config = _MODEL
+    state: str
+    """``connected``, ``connecting``, ``failing`` or ``starting``."""
+    reason: str | None = None
+    since: str | None = None
+    transport_url: str | None = None
+    topic: str | None = None
+    exchange: str | None = None
+    pool: str | None = None
+    server_listing_every: float | str | None = None
+    """The safety poll interval while connected, else ``"poll_interval"``."""
+    received: int = 0
+    last_message: str | None = None
+
+
 class RegionDetail(BaseModel):
     """The runtime status of one region (``status`` of ``GET /{vimid}/vesagent``)."""
 
@@ -109,6 +127,7 @@ class RegionDetail(BaseModel):
     last_event: str | None = None
     hypervisors: dict[str, Any] | None = None
     vim: VimStatus | None = None
+    notifications: NotificationStatus | None = None
     backlogs: list[BacklogStatus] = Field(default_factory=list)
 
 
@@ -277,6 +296,10 @@ def region_detail(agent: Any, key: RegionKey) -> RegionDetail:
     )
     if spec is not None:
         detail.collector = collector_status(agent, spec.config.ves_subscription.endpoint)
+        hub = getattr(agent, "notifications", None)
+        if hub is not None and spec.config.notifications is not None:
+            shown = hub.region_status(key) or {"state": "starting"}
+            detail.notifications = NotificationStatus.model_validate(shown)
     if poller is None or spec is None:
         return detail
     last = poller.last

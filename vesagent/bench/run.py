@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window", type=float, help="seconds of the scale measuring window")
     args = parser.parse_args(argv)
     logs.configure("console", "warning")
-    from vesagent.bench import diagnose, measures, report, scale
+    from vesagent.bench import diagnose, measures, notifications, report, scale
 
     sizes = QUICK if args.quick else FULL
     window = args.window or sizes.scale_window
@@ -140,7 +140,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             baseline_sweep_per_vm=region_side["baseline_sweep_seconds"] / region_side["vms"],
         ),
     )
-    figures = [*region_figs, *key_figs, *scale_figs, *del_figs, *rec_figs]
+    notif_figs, _ = _step(  # issue 19: notifications vs polling, needs rabbitmq-server
+        "notifications vs polling",
+        lambda: notifications.measure_notifications(
+            **(notifications.QUICK if args.quick else notifications.FULL)
+        ),
+    )
+    figures = [*region_figs, *key_figs, *scale_figs, *notif_figs, *del_figs, *rec_figs]
     order = [
         "nova_requests_per_poll",
         "keystone_auths_per_hour",
@@ -149,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scale_cpu_share",
         "scale_rss_per_vm",
         "detection_latency_p99",
+        "notif_detection_latency_p99",
+        "notif_nova_requests_per_hour",
         "delivery_events_per_s",
         "delivery_events_per_s_validating",
         "reconcile_pass_ms",

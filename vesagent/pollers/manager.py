@@ -19,6 +19,7 @@ import enum
 import math
 import random
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -30,6 +31,10 @@ from vesagent.model import RegionKey
 from vesagent.pollers.cycle import Job, job_intervals
 from vesagent.pollers.poller import RegionPoller
 from vesagent.spec import RegionSpec
+
+DOORBELL_GAP = 0.5
+"""Seconds between the starts of two doorbell polls of one region: a burst of notifications
+costs Nova a poll every half second at most, while the first ring is answered at once."""
 
 log = get_logger("vesagent.pollers")
 
@@ -76,6 +81,7 @@ class PollerSet:
         self._running: dict[tuple[RegionKey, Job], Future[Any]] = {}
         # Regions whose doorbell rang while a poll was in flight: one more poll after it.
         self._rung: set[RegionKey] = set()
+        self._rung_at: dict[RegionKey, float] = {}  # when the last doorbell poll started
         # Server listing pace per region, as the event source set it (kept across restarts
         # of the region's poller).
         self._listing: dict[RegionKey, float] = {}
@@ -122,6 +128,7 @@ class PollerSet:
         with self._lock:
             poller = self._pollers.pop(key, None)
             self._rung.discard(key)
+            self._rung_at.pop(key, None)
             for job_key in [k for k in self._jobs if k[0] == key]:
                 self._scheduler.cancel_job(self._jobs.pop(job_key)[1])
         if poller is None:
@@ -135,19 +142,17 @@ class PollerSet:
         """Ring the region's doorbell: its server poll runs as soon as possible.
 
         Coalesced: while a poll of the region is in flight, any number of rings adds one
-        poll after it, so a burst of 500 is one or two polls, and polls of one region never
-        overlap. The poll lists servers (``changes-since``) whatever their pace. Unknown
+        poll after it, and doorbell polls start at most every ``DOORBELL_GAP`` seconds, so a
+        burst of 500 is a handful of polls, and polls of one region never overlap.
+        The poll lists servers (``changes-since``) whatever their pace. Unknown
         regions are ignored.
         """
         with self._lock:
             poller = self._pollers.get(key)
             if poller is None or self._stop.is_set():
                 return
-            running = self._running.get((key, Job.POLL))
-            if running is not None and not running.done():
-                self._rung.add(key)
-                return
-            self._start_poll(key, poller, listing=True)
+            self._rung.add(key)
+            self._answer_ring(key, poller)
 
     def set_listing_interval(self, key: RegionKey, seconds: float | None) -> None:
         """List the region's servers every ``seconds`` instead of at the fault interval.
@@ -222,17 +227,27 @@ class PollerSet:
         future.add_done_callback(lambda _done: self._after_poll(key, poller))
 
     def _after_poll(self, key: RegionKey, poller: RegionPoller) -> None:
-        """A poll ended: if the doorbell rang meanwhile, poll once more."""
+        """A poll ended: if the doorbell rang meanwhile, poll once more (gap permitting)."""
         with self._lock:
-            if key not in self._rung:
-                return
-            running = self._running.get((key, Job.POLL))
-            if running is not None and not running.done():
-                return  # another poll started meanwhile; its end serves the ring
+            self._answer_ring(key, poller)
+
+    def _answer_ring(self, key: RegionKey, poller: RegionPoller | None) -> None:
+        """Start the poll a ring asked for, unless one runs or the gap is not over yet (then
+        the poll's end or the timer thread comes back to it). The caller holds the lock."""
+        if key not in self._rung:
+            return
+        if self._stop.is_set() or poller is None or self._pollers.get(key) is not poller:
             self._rung.discard(key)
-            if self._stop.is_set() or self._pollers.get(key) is not poller:
-                return
-            self._start_poll(key, poller, listing=True)
+            return
+        running = self._running.get((key, Job.POLL))
+        if running is not None and not running.done():
+            return  # its end serves the ring
+        now = time.monotonic()
+        if now - self._rung_at.get(key, -DOORBELL_GAP) < DOORBELL_GAP:
+            return
+        self._rung.discard(key)
+        self._rung_at[key] = now
+        self._start_poll(key, poller, listing=True)
 
     def _tick(self) -> None:
         while not self._stop.wait(0.05):
@@ -241,5 +256,7 @@ class PollerSet:
                     self._scheduler.run_pending()
                 except Exception:  # a failing job must not kill the timer thread
                     log.exception("scheduler.error")
+                for key in list(self._rung):  # rings that waited for the doorbell gap
+                    self._answer_ring(key, self._pollers.get(key))
             if self._on_tick is not None:
                 self._on_tick()
