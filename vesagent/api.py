@@ -36,6 +36,7 @@ from vesagent.model import RegionKey
 from vesagent.openapi import openapi_document
 from vesagent.pollers.hosts import host_selected
 from vesagent.pollers.poller import selector_for
+from vesagent.ui import register_console
 
 log = get_logger("vesagent.api")
 PREFIXES = ("/api/multicloud/v0", "/api/multicloud-ocata/v0")
@@ -341,6 +342,7 @@ def create_app(agent: Any) -> Flask:
 
     for prefix in PREFIXES:
         app.register_blueprint(api, url_prefix=prefix, name=f"api{len(app.blueprints)}")
+    register_console(app, agent, auth=_auth)  # the operator's console at /ui/ (issue 17)
 
     @app.get("/healthz")
     def healthz() -> Response:

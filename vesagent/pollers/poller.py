@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from vesagent import AGENT_NAME
+from vesagent import AGENT_NAME, history
 from vesagent.errors import PermanentError, TemporaryError
 from vesagent.logs import get_logger
 from vesagent.model import VesEvent
@@ -346,6 +346,7 @@ class RegionPoller:
                 consecutive_failures=failures,
                 **fields,
             )
+        history.record_poll(vimid, duration, outcome.ok)  # the console's poll chart
         m = self._metrics
         if m is not None:
             m.polls.labels(vimid, "ok" if outcome.ok else "error").inc()
@@ -724,6 +725,7 @@ class RegionPoller:
         upserts = [t.upsert for t in transitions if t.upsert]
         deletes = [t.delete for t in transitions if t.delete]
         self._store.commit(items, upsert=upserts, delete=deletes)
+        history.record_queued(self.spec.vimid, events)  # the console's recent events
         for rec in upserts:
             self.alarms[(rec.source_id, rec.condition)] = rec
         for _vimid, source_id, condition in deletes:

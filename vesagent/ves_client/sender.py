@@ -22,6 +22,7 @@ from typing import Any
 import requests
 from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wait_exponential_jitter
 
+from vesagent import history
 from vesagent.errors import TemporaryError, classify_http_status
 from vesagent.logs import get_logger
 from vesagent.store import OutboxRow, Store
@@ -227,6 +228,7 @@ class Sender:
         try:
             outcome = self._post(session, auth, batch)
         except TemporaryError as exc:
+            history.record_sent(batch, getattr(exc, "status", None), str(exc))  # console
             dropped = self._store.failed([r.id for r in batch])
             self._count(collector, "retried", len(batch) - dropped)
             self._count(collector, "dropped", dropped)
@@ -327,6 +329,7 @@ class Sender:
             self._count_request(auth.endpoint, "connection_error")
             raise TemporaryError(f"{url}: cannot connect ({type(exc).__name__})") from exc
         self._count_request(auth.endpoint, str(response.status_code))
+        history.record_sent(rows, response.status_code, response.text[:300])  # console
         kind = classify_http_status(response.status_code)
         if kind is TemporaryError:
             retry_after = _retry_after(response.headers.get("Retry-After"))
