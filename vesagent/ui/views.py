@@ -101,12 +101,12 @@ def build_blueprint(agent: Any, auth: Callable[[], Any] | None) -> Blueprint:
 
     @ui.errorhandler(RegionNotFound)
     def _not_found(exc: RegionNotFound) -> Any:
-        return render_template("ui/error.html", message=str(exc)), 404
+        return page("ui/error.html", message=str(exc)), 404
 
     @ui.errorhandler(TemporaryError)
     @ui.errorhandler(PermanentError)
     def _aai_down(exc: Exception) -> Any:
-        return render_template("ui/error.html", message=f"A&AI unreachable: {exc}"), 503
+        return page("ui/error.html", message=f"A&AI unreachable: {exc}"), 503
 
     def page(name: str, **context: Any) -> str:
         return render_template(
