@@ -19,6 +19,7 @@ import difflib
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -44,6 +45,7 @@ log = get_logger("vesagent.ui")
 #: Severities in display order, most severe first (VES v5 and v7 use the same words).
 SEVERITIES = ("CRITICAL", "MAJOR", "MINOR", "WARNING")
 _FINGERPRINT_KEY = secrets.token_bytes(32)
+_SYNTAX_LINE = re.compile(r"not valid JSON: .* at line (\d+) column \d+")
 
 
 # -- view objects ---------------------------------------------------------------------------
@@ -182,11 +184,16 @@ def _timestamp(iso: str | None) -> float | None:
 
 
 def _problems(pairs: list[Any], text: str = "") -> list[Problem]:
-    """``(path, message)`` pairs (or their dict form) as Problems, lines resolved in ``text``."""
+    """``(path, message)`` pairs (or their dict form) as Problems, lines resolved in ``text``.
+
+    A JSON syntax error has no path: its line is the one ``check-config``'s message names.
+    """
     found = []
     for pair in pairs:
         path, message = (pair["path"], pair["message"]) if isinstance(pair, Mapping) else pair
-        found.append(Problem(path, message, line_of(text, path) if text else None))
+        line = line_of(text, path) if text else None
+        syntax = _SYNTAX_LINE.search(message) if not path else None
+        found.append(Problem(path, message, int(syntax[1]) if syntax else line))
     return found
 
 
