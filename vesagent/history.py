@@ -91,11 +91,15 @@ class History:
         """``events`` (``VesEvent``s) of ``vimid`` were committed to the outbox."""
         now = self._clock()
         minute = int(now // 60)
+        events = list(events)
         with self._lock:
             ring = self._events.setdefault(vimid, deque())
             counts = self._minutes.setdefault(vimid, {})
             bucket = counts.setdefault(minute, {})
             for event in events:
+                bucket[event.domain] = bucket.get(event.domain, 0) + 1
+            # A measurement cycle can queue thousands: only the newest ones can stay in the ring.
+            for event in events[-EVENTS_PER_REGION:]:
                 fields = getattr(event, "fields", {}) or {}
                 record = EventRecord(
                     vimid=vimid,
@@ -111,7 +115,6 @@ class History:
                     self._index.pop((old.event_id, old.sequence), None)
                 ring.append(record)
                 self._index[(record.event_id, record.sequence)] = record
-                bucket[record.domain] = bucket.get(record.domain, 0) + 1
             for stale in [m for m in counts if m <= minute - MINUTES_KEPT]:
                 del counts[stale]
 

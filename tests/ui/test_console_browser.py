@@ -126,6 +126,7 @@ def test_invalid_config_shows_error_at_path_and_save_is_refused(
     refused = wait_until(lambda: by_css(browser, "#save-refused"), 10, "the refusal")
     assert "backlogs[0].poll_interval" in refused[0].text
     assert console.stored("RegionBad") == before
+    assert csp_violations(browser) == []
 
 
 def test_valid_fix_saves_and_the_agent_follows(console: Console, browser: Any) -> None:

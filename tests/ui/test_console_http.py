@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,6 +122,28 @@ def test_unknown_region_is_a_clear_404(seeded: Console) -> None:
     response = requests.get(f"{seeded.url}regions/{OWNER}_Nowhere/config", timeout=5)
     assert response.status_code == 404
     assert "Nowhere" in response.text
+
+
+def test_edit_of_other_keys_meanwhile_is_kept_not_a_conflict(seeded: Console) -> None:
+    """Another system changing its own key of cloud-extra-info does not block a save."""
+    config = seeded.config([{"domain": "fault", "type": "vm"}])
+    seeded.add_region("RegionKeys", extra_info(config, other="v1"))
+    page = requests.get(f"{seeded.url}regions/{OWNER}_RegionKeys/config", timeout=5).text
+    base = re.search(r'name="base" id="base" value="([0-9a-f]+)"', page)
+    assert base is not None
+    seeded.aai.set_extra_info(OWNER, "RegionKeys", extra_info(config, other="v2"))
+    mine = {**config, "poll_interval_default": 5}
+    response = requests.post(
+        f"{seeded.url}regions/{OWNER}_RegionKeys/config",
+        data={"config": json.dumps(mine), "base": base[1]},
+        headers=WRITE,
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert response.status_code == 303
+    stored = json.loads(seeded.stored("RegionKeys") or "")
+    assert stored["other"] == "v2"
+    assert stored["vesagent_config"]["poll_interval_default"] == 5
 
 
 @pytest.fixture(scope="module")

@@ -91,6 +91,7 @@ def test_history_is_bounded_per_region() -> None:
     assert kept[0].event_id == "e5"
     history.record_sent([SimpleNamespace(event_id="e0", sequence=0)], 202)  # forgotten: no-op
     assert history.events("Other") == []
+    assert sum(history.per_minute("R", minutes=1)[0][1].values()) == EVENTS_PER_REGION + 5
 
 
 def test_delivery_outcome_words() -> None:
