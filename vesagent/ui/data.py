@@ -267,7 +267,10 @@ def agent_facts(agent: Any) -> dict[str, Any]:
 def region_detail(agent: Any, key: RegionKey) -> RegionDetail:
     """Everything the region page shows."""
     if key not in known_regions(agent):
-        raise RegionNotFound(key)
+        raise RegionNotFound(
+            f"{key.vimid}: no vesagent_config for this agent (not in A&AI, not configured, "
+            "or another shard's region)"
+        )
     row = summary(agent, key)
     alarms = sorted(
         (
