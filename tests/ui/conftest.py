@@ -22,7 +22,7 @@ from vesagent.history import HISTORY
 from vesagent.settings import Settings
 from vesagent.sim.aai import AaiSim
 from vesagent.sim.openstack import OpenStackSim
-from vesagent.sim.topology import VES_PASSWORD, VES_USER, extra_info, vesagent_config
+from vesagent.sim.topology import VES_PASSWORD, VES_USER, vesagent_config
 from vesagent.sim.ves import VesCollectorSim
 
 OWNER = "CloudOwner"
@@ -108,6 +108,3 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         yield running
     finally:
         stop_console(running)
-
-
-_ = (extra_info,)  # re-exported for the tests' convenience

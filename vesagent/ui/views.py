@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
 
 from vesagent.api import RegionNotFound
 from vesagent.errors import PermanentError, TemporaryError
@@ -189,9 +189,5 @@ def build_blueprint(agent: Any, auth: Callable[[], Any] | None) -> Blueprint:
     @ui.get("/regions")
     def regions_redirect() -> Any:
         return redirect(url_for("ui.overview"))
-
-    @ui.get("/favicon.ico")
-    def favicon() -> Any:
-        abort(404)
 
     return ui
