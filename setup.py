@@ -12,7 +12,10 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["vesagent", "vesagent.*"]),
-    package_data={"vesagent": ["data/ves/*.json", "data/ves/*.md", "data/demo/*.json"]},
+    package_data={
+        "vesagent": ["data/ves/*.json", "data/ves/*.md", "data/demo/*.json"],
+        "vesagent.ui": ["templates/ui/*.html", "static/*"],  # the console (issue 17)
+    },
     install_requires=[
         "requests>=2.31",
         "tenacity>=9.2",
@@ -46,6 +49,7 @@ setup(
             "helm-python-sdk>=0.2.2; sys_platform == 'linux' and platform_machine == 'x86_64'",
             "kubernetes-validate>=1.37",
             "pyyaml>=6",
+            "selenium>=4.20",  # the console's browser tests (issue 17)
         ],
     },
     entry_points={"console_scripts": ["vesagent=vesagent.cli:main"]},

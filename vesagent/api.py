@@ -55,6 +55,7 @@ from vesagent.status_model import (
     region_detail,
     region_list,
 )
+from vesagent.ui import register_console
 from vesagent.vimid import InvalidVimid
 from vesagent.vimid import parse_vimid as checked_vimid
 
@@ -378,6 +379,7 @@ def create_app(agent: Any) -> Flask:
 
     for prefix in PREFIXES:
         app.register_blueprint(api, url_prefix=prefix, name=f"api{len(app.blueprints)}")
+    register_console(app, agent, auth=_auth)  # the operator's console at /ui/ (issue 17)
 
     @app.get("/healthz")
     def healthz() -> Any:

@@ -96,6 +96,7 @@ def run_demo(args: argparse.Namespace) -> int:
         "VESAGENT_LOG_FORMAT": "console",
     }
     agent = subprocess.Popen([sys.executable, "-m", "vesagent", "run"], env=env)
+    print(f"console    http://{listen}/ui/   <- watch the story here", flush=True)
     print(f"A&AI       {world.aai.url}/aai/v13/cloud-infrastructure/cloud-regions  (AAI/AAI)")
     print(f"OpenStack  {world.openstack.keystone_url}  (admin/admin)")
     print(f"VES        {world.ves.url}/eventListener/v5|v7  (sample1/sample1)")

@@ -32,6 +32,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from vesagent import history
 from vesagent.config import Backlog
 from vesagent.enqueue import enqueue
 from vesagent.errors import CredentialsRefused, PermanentError, TemporaryError
@@ -322,7 +323,9 @@ class RegionPoller:
     def _finish(self, outcome: PollOutcome, started: float) -> PollOutcome:
         outcome.finished = self._clock()
         self.last = outcome
-        self._record(outcome, time.monotonic() - started)
+        duration = time.monotonic() - started
+        self._record(outcome, duration)
+        history.record_poll(self.spec.vimid, duration, outcome.ok)  # the console's poll chart
         return outcome
 
     def _record(self, outcome: PollOutcome, duration: float) -> None:
@@ -440,6 +443,7 @@ class RegionPoller:
         count = sum(len(t.events) for t in kept)
         if count:
             self.last_event_at = now
+            history.record_queued(self.spec.vimid, [e for t in kept for e in t.events])  # console
             self._on_events(subscription.endpoint)
         return count
 

@@ -33,11 +33,13 @@ import requests
 from prometheus_client import CollectorRegistry
 from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wait_exponential_jitter
 
+from vesagent import history
 from vesagent.errors import (
     CredentialsRefused,
     PermissionDenied,
     TemporaryError,
     error_for_status,
+    excerpt,
 )
 from vesagent.logs import get_logger
 from vesagent.metrics import Metrics
@@ -281,6 +283,7 @@ class Sender:
         try:
             outcome = self._post(session, auth, batch)
         except HOLDING_ERRORS as exc:
+            history.record_sent(batch, exc.status, str(exc))  # the console's last events
             self._held(collector, batch, exc)
             raise
         if outcome is None:
@@ -392,6 +395,7 @@ class Sender:
                 f"POST {url}: cannot connect ({type(exc).__name__})", service="ves"
             ) from exc
         self._count_request(auth.endpoint, str(response.status_code))
+        history.record_sent(rows, response.status_code, excerpt(response.content))  # console
         message = f"POST {url}"
         if response.status_code in (401, 403):
             message += f": credentials refused (user {auth.username or '(none)'!r})"
