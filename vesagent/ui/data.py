@@ -246,11 +246,11 @@ def summary(agent: Any, key: RegionKey) -> RegionSummary:
 
 def _notifications(agent: Any, key: RegionKey) -> str | None:
     """The notification listener's state for a region, once the agent has one (issue 19)."""
-    listener = getattr(agent, "notifications", None)
-    if listener is None:
+    hub = getattr(agent, "notifications", None)
+    if hub is None:
         return None
-    state = getattr(listener, "state_of", None)
-    return str(state(key)) if callable(state) else None
+    shown = hub.region_status(key)  # None: the region configures no notifications
+    return None if shown is None else str(shown["state"])
 
 
 def overview(agent: Any) -> list[RegionSummary]:
