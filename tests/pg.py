@@ -23,13 +23,15 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from tests.helpers import free_port
+from vesagent.store_pg import PgStore
 
 SUPERUSER = "vesagent"
 
@@ -151,3 +153,18 @@ def pg_url(pg_server: PostgresServer) -> Iterator[str]:
         yield pg_server.url(name)
     finally:
         pg_server.drop_database(name)
+
+
+@pytest.fixture
+def open_pg(pg_url: str) -> Iterator[Callable[..., PgStore]]:
+    """Open ``PgStore``s on the test's database (one per simulated replica); all closed after."""
+    opened: list[PgStore] = []
+
+    def make(**options: Any) -> PgStore:
+        store = PgStore(pg_url, **options)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()

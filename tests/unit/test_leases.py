@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -83,21 +82,6 @@ def test_complex_filter_keeps_regions_at_their_site() -> None:
 
 
 # -- the lease table --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def open_pg(pg_url: str) -> Iterator[Callable[..., PgStore]]:
-    """Open PgStores on the test's database (one per simulated replica); closed after."""
-    opened: list[PgStore] = []
-
-    def make(**options: Any) -> PgStore:
-        store = PgStore(pg_url, **options)
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
 
 
 def test_sync_takes_renews_and_keeps_tokens(open_pg: Callable[..., PgStore]) -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -23,21 +22,6 @@ from vesagent.stores import SqliteStore, open_store
 
 A = "http://collector-a.example:8443/eventListener/v7"
 B = "http://collector-b.example:8080/eventListener/v5"
-
-
-@pytest.fixture
-def open_pg(pg_url: str) -> Iterator[Callable[..., PgStore]]:
-    """Open PgStores on the test's database; all closed after the test."""
-    opened: list[PgStore] = []
-
-    def make(**options: Any) -> PgStore:
-        store = PgStore(pg_url, **options)
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
 
 
 def events(first: int, n: int, collector: str = A) -> list[OutboxItem]:

@@ -29,7 +29,7 @@ import requests
 
 from vesagent.bench.report import Figure
 from vesagent.bench.scale import AgentProcess
-from vesagent.bench.world import SimClock, aai_region, percentile, wait_for
+from vesagent.bench.world import SimClock, aai_region, first_arrivals, percentile, wait_for
 from vesagent.sim.aai import AaiSim
 from vesagent.sim.openstack import OpenStackSim
 from vesagent.sim.ves import VesCollectorSim
@@ -140,15 +140,9 @@ def measure_notifications(
         elapsed = time.monotonic() - w0
         used = {r: openstack.requests.total(f"/compute/{r}/") - before[r] for r in regions}
 
-        def arrived() -> dict[str, float]:
-            got: dict[str, float] = {}
-            for rec in ves.records():
-                source = rec.event.get("commonEventHeader", {}).get("sourceId")
-                if source in flipped and source not in got:
-                    got[source] = rec.received_at
-            return got if len(got) == len(flipped) else {}
-
-        received = wait_for(arrived, interval + 15, "every flipped VM's raise")
+        received = wait_for(
+            lambda: first_arrivals(ves, flipped), interval + 15, "every flipped VM's raise"
+        )
 
         # A quiet period of one safety interval: the steady cost of each mode.
         quiet_before = {r: openstack.requests.total(f"/compute/{r}/") for r in regions}

@@ -31,6 +31,7 @@ from vesagent.bench.world import (
     SimClock,
     aai_region,
     config_text,
+    first_arrivals,
     median,
     percentile,
     wait_for,
@@ -220,15 +221,9 @@ def measure_scale(
         rss_full = resident_bytes(pid)
 
         # Detection: every flipped VM's raise, as the collector received it.
-        def arrived() -> dict[str, float]:
-            got: dict[str, float] = {}
-            for rec in ves.records():
-                source = rec.event.get("commonEventHeader", {}).get("sourceId")
-                if source in flipped and source not in got:
-                    got[source] = rec.received_at
-            return got if len(got) == len(flipped) else {}
-
-        received = wait_for(arrived, interval + 15, "every flipped VM's raise")
+        received = wait_for(
+            lambda: first_arrivals(ves, flipped), interval + 15, "every flipped VM's raise"
+        )
         latencies = [received[vm] - at for vm, at in flipped.items()]
         side["agent_log_tail"] = agent.tail(5)
         still_ok = all(r["last_poll_ok"] for r in agent.regions())

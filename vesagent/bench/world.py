@@ -7,7 +7,7 @@ import json
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -162,3 +162,14 @@ def quiet_logs() -> Iterator[None]:
 
     logs.configure("console", "warning")
     yield
+
+
+def first_arrivals(ves: Any, sources: Collection[str]) -> dict[str, float]:
+    """When the collector first received an event of each of ``sources`` (by ``sourceId``);
+    empty until every one has arrived, so it can serve as a ``wait_for`` predicate."""
+    got: dict[str, float] = {}
+    for rec in ves.records():
+        source = rec.event.get("commonEventHeader", {}).get("sourceId")
+        if source in sources and source not in got:
+            got[source] = rec.received_at
+    return got if len(got) == len(sources) else {}
