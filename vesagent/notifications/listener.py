@@ -89,6 +89,7 @@ def _install_capture() -> None:
         # oslo.messaging's helpers announce their plugins and backends at INFO/DEBUG, and
         # oslo.service warns about eventlet, which vesagent does not use (threading executor).
         warnings.filterwarnings("ignore", message=r"(?s).*[Ee]ventlet is deprecated")
+        warnings.filterwarnings("ignore", message="DSA is deprecated")  # dnspython, via eventlet
         for name in ("oslo_service", "stevedore", "kombu", "amqp", "oslo_config"):
             logging.getLogger(name).setLevel(logging.WARNING)
         for name in _OSLO_LOGGERS:
