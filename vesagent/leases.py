@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 from vesagent.errors import PermanentError
 from vesagent.logs import get_logger
+from vesagent.metrics import Metrics
+from vesagent.outage import OutageLog
 
 # The PostgreSQL store's advisory-lock namespace (store_pg uses it too), and the lease key.
 LOCK_SPACE = 0x7E5A6E7
@@ -150,6 +152,8 @@ class SyncResult:
     released: frozenset[str]
     replicas: frozenset[str]
     """The live replicas the assignment was computed over (this one included)."""
+    unowned: int = 0
+    """Regions of the sync's listing that no live lease covered when it committed."""
 
 
 class LeaseTable:
@@ -234,8 +238,17 @@ class LeaseTable:
                 ).fetchone()
                 if row is not None:
                     held[key] = row[0]
+            # Seen from here, at this instant: a region no replica holds is polled by none
+            # (its owner died and the TTL has not run out, or no live replica may take it).
+            row = conn.execute(
+                "SELECT count(*) FROM lease WHERE region = ANY(%s) AND expires > now()",
+                (list(wanted),),
+            ).fetchone()
+            covered = int(row[0]) if row else 0
         taken = frozenset(k for k, t in held.items() if before.get(k) != t)
-        return SyncResult(held, taken, frozenset(release), frozenset(live))
+        return SyncResult(
+            held, taken, frozenset(release), frozenset(live), max(0, len(wanted) - covered)
+        )
 
     def release_all(self) -> None:
         """On a clean shutdown: give every lease back and leave the live set at once."""
@@ -298,8 +311,12 @@ class LeaseKeeper(Ownership):
     The reconciler hands it every region of each A&AI listing (:meth:`set_regions`, which
     syncs at once) and asks :meth:`owns`; ``on_change`` (the reconciler's trigger) is called
     when the set of held regions changes, so pollers start and stop without waiting for the
-    next A&AI read. The database unreachable: logged once, and the leases lapse locally after
-    the TTL, as they do in the database.
+    next A&AI read. The database unreachable: logged as an outage (failing, still failing,
+    recovered), and the leases lapse locally after the TTL, as they do in the database.
+
+    ``metrics`` (optional) gets ``vesagent_region_leases_held`` and ``vesagent_regions_unowned``
+    after every sync; ``on_store`` (optional) hears each sync's outcome: None, or the error of
+    a database that failed (the store watch, so ``/readyz`` knows at once).
     """
 
     def __init__(
@@ -308,10 +325,15 @@ class LeaseKeeper(Ownership):
         *,
         on_change: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
+        on_store: Callable[[str | None], None] = lambda error: None,
     ) -> None:
         super().__init__(table.replica_id, table.ttl, clock)
         self.table = table
         self.on_change = on_change
+        self.metrics = metrics
+        self.on_store = on_store
+        self._outages = OutageLog(log, "leases")
         self._regions: dict[str, frozenset[str]] | None = None
         self._sync_lock = threading.Lock()
         self._last_seen: frozenset[str] = frozenset()
@@ -333,15 +355,17 @@ class LeaseKeeper(Ownership):
             try:
                 result = self.table.sync(self._regions)
             except StoreError as exc:
-                if self.last_error is None:
-                    log.error("leases.unavailable", error=str(exc), held=len(self._held))
+                self._outages.failed("sync", str(exc), held=len(self.held()))
                 self.last_error = str(exc)
+                self.on_store(str(exc))
+                self._report(None)
                 self._notice_change(notify)
                 return None
-            if self.last_error is not None:
-                log.info("leases.available")
-                self.last_error = None
+            self._outages.succeeded("sync", held=len(result.held))
+            self.last_error = None
+            self.on_store(None)
             self.update(result, started)
+            self._report(result)
             if result.taken or result.released:
                 log.info(
                     "leases.changed",
@@ -352,6 +376,15 @@ class LeaseKeeper(Ownership):
                 )
             self._notice_change(notify)
         return result
+
+    def _report(self, result: SyncResult | None) -> None:
+        """The lease gauges: what this sync left, or (it failed) what may still be held."""
+        if self.metrics is None:
+            return
+        self.metrics.region_leases_held.set(len(self.held()))
+        # Without the database this replica cannot tell who holds what: NaN, not a guess
+        # (max() over the replicas then shows the others' view; vesagent_store_up alerts).
+        self.metrics.regions_unowned.set(float("nan") if result is None else result.unowned)
 
     def _notice_change(self, notify: bool) -> None:
         now = frozenset(self.held())

@@ -110,6 +110,23 @@ class Metrics:
         self.shard = Gauge(
             "vesagent_shard_info", "This replica's shard", ["index", "count"], registry=r
         )
+        # Issue 16: the store (SQLite file or shared PostgreSQL) and, in PostgreSQL mode, leases.
+        self.store_up = Gauge(
+            "vesagent_store_up",
+            "1 when the last check of the state store (a write) succeeded, 0 while it fails",
+            registry=r,
+        )
+        self.region_leases_held = Gauge(
+            "vesagent_region_leases_held",
+            "Region leases this replica holds (PostgreSQL mode; 0 with SQLite)",
+            registry=r,
+        )
+        self.regions_unowned = Gauge(
+            "vesagent_regions_unowned",
+            "Regions of the A&AI listing with no live lease, as this replica saw them at its"
+            " last lease sync (NaN while it cannot reach the database: it does not know)",
+            registry=r,
+        )
         for outcome in ("ok", "error"):
             self.aai_reads.labels(outcome)
         for action in ("start", "stop", "update"):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from tests.helpers import wait_until
 from vesagent.leases import (
@@ -22,6 +24,7 @@ from vesagent.leases import (
     candidates,
     region_complexes,
 )
+from vesagent.metrics import Metrics
 from vesagent.store import AlarmRecord, OutboxItem
 from vesagent.store_pg import PgStore
 
@@ -353,3 +356,41 @@ def test_concurrent_syncs_of_many_replicas_converge_without_errors(
         table.sync(everything)
     holders = tables[0].holders()
     assert {k: o for k, (o, _) in holders.items()} == assign(everything, {i: NO_SITE for i in ids})
+
+
+def test_keeper_reports_leases_held_and_regions_unowned(open_pg: Callable[..., PgStore]) -> None:
+    """The lease gauges follow each sync: leases held here, regions no live lease covers; NaN
+    (unknown) and the store's error reported while the database cannot be reached."""
+    registry = CollectorRegistry()
+    outcomes: list[str | None] = []
+    a = LeaseKeeper(
+        LeaseTable(open_pg(), "agent-a", ttl=15),
+        metrics=Metrics(registry),
+        on_store=outcomes.append,
+    )
+    b_registry = CollectorRegistry()
+    b = LeaseKeeper(
+        LeaseTable(open_pg(), "agent-b", ttl=15, complexes=["site-b"]),
+        metrics=Metrics(b_registry),
+    )
+
+    def gauges(reg: CollectorRegistry) -> tuple[float | None, float | None]:
+        return (
+            reg.get_sample_value("vesagent_region_leases_held"),
+            reg.get_sample_value("vesagent_regions_unowned"),
+        )
+
+    a.set_regions({"o/r1": []})
+    assert gauges(registry) == (1, 0) and outcomes == [None]
+    # B (another site) sees r2, which only A may own, before A has taken it: one unowned.
+    b.set_regions({"o/r1": [], "o/r2": []})
+    assert gauges(b_registry) == (0, 1)
+    a.set_regions({"o/r1": [], "o/r2": []})
+    assert gauges(registry) == (2, 0)
+    b.sync_now()
+    assert gauges(b_registry) == (0, 0)
+    a.table.store.close()
+    assert a.sync_now() is None
+    held, unowned = gauges(registry)
+    assert held == 2 and unowned is not None and math.isnan(unowned)  # held until the TTL
+    assert outcomes[-1] is not None and "closed" in outcomes[-1]
