@@ -145,7 +145,9 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
         else None
     )
     directory = CollectorDirectory()
-    registry.register(OutboxCollector(store.stats, directory.endpoints))
+    registry.register(
+        OutboxCollector(store.stats, directory.endpoints, usable=lambda: watch.reason() is None)
+    )
     sender = Sender(store, directory, metrics=metrics, session_factory=collector_session(settings))
 
     # One Keystone token per set of VIM credentials, shared by every region that uses them.
