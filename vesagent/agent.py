@@ -171,6 +171,7 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
             metrics=metrics,
             on_events=sender.wake,
             on_refused=refused,
+            may_poll=(lambda: keeper.owns(spec.key.path)) if keeper else None,
         )
 
     liveness = Liveness()

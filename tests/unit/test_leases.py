@@ -126,7 +126,7 @@ def test_joining_replica_gets_its_share_by_hand_over_never_two_owners(
     a.sync(everything)
     first_b = b.sync(everything)  # A's leases are live: B takes nothing yet
     assert first_b.held == {}
-    after_a = a.sync(everything)
+    after_a = a.sync(everything, {k: 0.0 for k in everything})  # released without a rest
     expected = assign(everything, {"agent-a": NO_SITE, "agent-b": NO_SITE})
     assert after_a.released == {k for k, o in expected.items() if o == "agent-b"}
     after_b = b.sync(everything)
@@ -229,8 +229,28 @@ def test_release_all_lets_another_take_over_at_once(open_pg: Callable[..., PgSto
     a = LeaseTable(open_pg(), "agent-a", ttl=60)
     b = LeaseTable(open_pg(), "agent-b", ttl=60)
     a.sync(regions(5))
-    a.release_all()
+    a.release_all({k: 0.0 for k in regions(5)})  # no rest: its pollers stopped long ago
     assert set(b.sync(regions(5)).held) == set(regions(5))
+
+
+def test_a_released_lease_rests_before_the_next_owner_takes_it(
+    open_pg: Callable[..., PgStore],
+) -> None:
+    """A hand-over leaves the region ownerless for its rest (its poll interval), so the two
+    replicas never poll it within one interval; the next owner learns when it is free."""
+    a = LeaseTable(open_pg(), "agent-a", ttl=15)
+    b = LeaseTable(open_pg(), "agent-b", ttl=15)
+    everything = regions(20)
+    a.sync(everything)
+    b.sync(everything)  # B is live now; A still holds everything
+    released = a.sync(everything, {k: 1.5 for k in everything}).released
+    assert released
+    during = b.sync(everything)
+    assert during.held == {} and set(a.holders()) == set(everything) - released
+    assert during.free_in is not None and 0 < during.free_in <= 1.5
+    assert during.unowned == len(released)  # resting: owned by nobody
+    after = wait_until(lambda: b.sync(everything).held, 5, "B to take its share after the rest")
+    assert set(after) == released and b.sync(everything).free_in is None
 
 
 def test_lease_table_rejects_bad_arguments(open_pg: Callable[..., PgStore]) -> None:
@@ -342,7 +362,7 @@ def test_concurrent_syncs_of_many_replicas_converge_without_errors(
         start.wait()
         try:
             for _ in range(4):
-                table.sync(everything)
+                table.sync(everything, {k: 0.0 for k in everything})
         except BaseException as exc:
             errors.append(exc)
 
@@ -353,7 +373,7 @@ def test_concurrent_syncs_of_many_replicas_converge_without_errors(
         t.join(timeout=60)
     assert not errors, errors
     for table in tables:  # one more round each: releases and takes settle
-        table.sync(everything)
+        table.sync(everything, {k: 0.0 for k in everything})
     holders = tables[0].holders()
     assert {k: o for k, (o, _) in holders.items()} == assign(everything, {i: NO_SITE for i in ids})
 
