@@ -34,6 +34,7 @@ from vesagent.reconciler.loop import Reconciler
 from vesagent.settings import Settings
 from vesagent.spec import RegionSpec
 from vesagent.store import Store, StoreError
+from vesagent.store_watch import StoreWatch
 from vesagent.stores import is_postgres_url, open_store
 from vesagent.ves_client.sender import CollectorDirectory, Sender
 
@@ -60,6 +61,7 @@ class Agent:
     leases: LeaseKeeper | None = None  # PostgreSQL mode: who polls what
     liveness: Liveness = field(default_factory=Liveness)
     notifications: NotificationHub | None = None
+    store_watch: StoreWatch | None = None  # /readyz and vesagent_store_up
 
 
 def notification_pool(settings: Settings, keeper: LeaseKeeper | None) -> str:
@@ -132,15 +134,20 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
     )
     lock = None if shared else lock_state_dir(settings.state_dir)
     store: Any = open_store(settings)
+    watch = StoreWatch(store, getattr(store, "where", str(settings.state_dir)), metrics)
     keeper = (
         LeaseKeeper(
-            LeaseTable(store, replica_id(), ttl=settings.lease_ttl, complexes=settings.complex)
+            LeaseTable(store, replica_id(), ttl=settings.lease_ttl, complexes=settings.complex),
+            metrics=metrics,
+            on_store=lambda error: watch.succeeded() if error is None else watch.failed(error),
         )
         if shared
         else None
     )
     directory = CollectorDirectory()
-    registry.register(OutboxCollector(store.stats, directory.endpoints))
+    registry.register(
+        OutboxCollector(store.stats, directory.endpoints, usable=lambda: watch.reason() is None)
+    )
     sender = Sender(store, directory, metrics=metrics, session_factory=collector_session(settings))
 
     # One Keystone token per set of VIM credentials, shared by every region that uses them.
@@ -164,6 +171,7 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
             metrics=metrics,
             on_events=sender.wake,
             on_refused=refused,
+            may_poll=(lambda: keeper.owns(spec.key.path)) if keeper else None,
         )
 
     liveness = Liveness()
@@ -210,6 +218,7 @@ def build_agent(settings: Settings, registry: CollectorRegistry | None = None) -
         leases=keeper,
         liveness=liveness,
         notifications=notifications,
+        store_watch=watch,
     )
 
 
@@ -249,6 +258,10 @@ def run_agent(settings: Settings) -> int:
     if agent.leases is not None:
         threading.Thread(
             target=agent.leases.run, args=(agent.stop_event,), name="leases", daemon=True
+        ).start()
+    if agent.store_watch is not None:
+        threading.Thread(
+            target=agent.store_watch.run, args=(agent.stop_event,), name="store-watch", daemon=True
         ).start()
     if agent.notifications is not None:
         agent.notifications.start()

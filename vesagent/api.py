@@ -395,8 +395,17 @@ def create_app(agent: Any) -> Flask:
                 "A&AI has not been read yet"
                 + (f": {agent.reconciler.last_error}" if agent.reconciler.last_error else "")
             )
-        if not agent.store.writable():
-            reasons.append(f"state store {agent.settings.state_dir} is not writable")
+        watch = getattr(agent, "store_watch", None)
+        if watch is None:
+            if not agent.store.writable():
+                reasons.append(f"state store {agent.settings.state_dir} is not writable")
+        else:
+            # The watch thread's last answer: a database that does not answer would make
+            # this probe wait for its connect timeout. Checked here only before the first.
+            if not watch.checked:
+                watch.check()
+            if (why := watch.reason()) is not None:
+                reasons.append(why)
         if reasons:
             return jsonify({"status": "not ready", "reasons": reasons}), 503
         body: dict[str, Any] = {"status": "ready"}

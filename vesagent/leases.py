@@ -12,7 +12,11 @@ Three parts, in the order a replica uses them every sync:
    :meth:`LeaseTable.sync` heartbeats this replica, renews the leases it should keep, takes
    regions that hash to it when they are free or their owner stopped renewing for the TTL
    (the database's clock, never a replica's), and releases those that now hash to another live
-   replica (a hand-over, not a theft: the other takes them at its next sync).
+   replica (a hand-over, not a theft: the other takes them at its next sync). A released lease
+   first *rests* (no owner, not takeable) for the region's poll interval plus a margin
+   (:func:`handover_rest`): the releasing replica stops polling the moment it releases, so the
+   next owner's first poll comes at least one interval after its last one. Two replicas never
+   poll one region within one interval, even across a hand-over.
 3. :class:`Fence`: the lease a commit was decided under. The store checks it in the commit's
    own transaction and raises :class:`LeaseLost`, writing nothing, when this replica no longer
    holds that lease with that token. Every change of owner draws a new token from one database
@@ -32,10 +36,16 @@ from typing import TYPE_CHECKING, Any
 
 from vesagent.errors import PermanentError
 from vesagent.logs import get_logger
+from vesagent.metrics import Metrics
+from vesagent.outage import OutageLog
 
 # The PostgreSQL store's advisory-lock namespace (store_pg uses it too), and the lease key.
 LOCK_SPACE = 0x7E5A6E7
 LEASES_KEY = 3
+
+HANDOVER_MARGIN = 0.25
+"""Seconds a released lease rests beyond the region's longest poll interval: covers the
+moment between the release's commit and the releasing replica's pollers seeing it."""
 
 if TYPE_CHECKING:
     from vesagent.store_pg import PgStore
@@ -120,6 +130,12 @@ def candidates(
     return [r for r, sites in replicas.items() if not sites]
 
 
+def handover_rest(intervals: Iterable[float | None]) -> float:
+    """How long a released lease rests: the longest of the region's job intervals (those
+    that call Nova) plus :data:`HANDOVER_MARGIN`; just the margin for a region not polled."""
+    return max((i for i in intervals if i), default=0.0) + HANDOVER_MARGIN
+
+
 def assign(
     regions: Mapping[str, frozenset[str]], replicas: Mapping[str, frozenset[str]]
 ) -> dict[str, str | None]:
@@ -150,6 +166,10 @@ class SyncResult:
     released: frozenset[str]
     replicas: frozenset[str]
     """The live replicas the assignment was computed over (this one included)."""
+    unowned: int = 0
+    """Regions of the sync's listing that no live lease covered when it committed."""
+    free_in: float | None = None
+    """Seconds until the first resting lease this replica should take is free (None: none)."""
 
 
 class LeaseTable:
@@ -176,11 +196,14 @@ class LeaseTable:
         self.ttl = float(ttl)
         self.complexes = frozenset(c for c in complexes if c)
 
-    def sync(self, regions: Mapping[str, Iterable[str]]) -> SyncResult:
+    def sync(
+        self, regions: Mapping[str, Iterable[str]], rests: Mapping[str, float] | None = None
+    ) -> SyncResult:
         """Heartbeat, then take, renew and release leases so they follow :func:`assign`.
 
-        ``regions`` is every region this replica knows of (key -> related complexes). One
-        transaction: a concurrent sync of another replica sees all of it or none.
+        ``regions`` is every region this replica knows of (key -> related complexes);
+        ``rests``: how long each region's lease rests when released (default: the margin).
+        One transaction: a concurrent sync of another replica sees all of it or none.
         """
         wanted = {key: frozenset(sites) for key, sites in regions.items()}
         me = self.replica_id
@@ -213,10 +236,7 @@ class LeaseTable:
             )
             # Release first what is no longer ours (it hashes elsewhere, or the region is gone).
             release = sorted(set(before) - set(mine))
-            if release:
-                conn.execute(
-                    "DELETE FROM lease WHERE owner = %s AND region = ANY(%s)", (me, release)
-                )
+            self._release(conn, release, rests or {})
             held: dict[str, int] = {}
             for key in mine:
                 # Insert, renew (same owner: same token), or take over an expired lease (new
@@ -234,20 +254,62 @@ class LeaseTable:
                 ).fetchone()
                 if row is not None:
                     held[key] = row[0]
+            # Seen from here, at this instant: a region no replica holds is polled by none
+            # (its owner died and the TTL has not run out, or no live replica may take it).
+            row = conn.execute(
+                "SELECT count(*) FROM lease WHERE region = ANY(%s) AND expires > now()"
+                " AND owner <> ''",
+                (list(wanted),),
+            ).fetchone()
+            covered = int(row[0]) if row else 0
+            # A region of ours still resting after another's release: sync again the moment
+            # it is free rather than a whole sync period later (a shorter hand-over).
+            row = conn.execute(
+                "SELECT extract(epoch FROM min(expires) - now())::float8 FROM lease"
+                " WHERE region = ANY(%s) AND owner = '' AND expires > now()",
+                (mine,),
+            ).fetchone()
+            free_in = None if row is None or row[0] is None else max(0.0, float(row[0]))
         taken = frozenset(k for k, t in held.items() if before.get(k) != t)
-        return SyncResult(held, taken, frozenset(release), frozenset(live))
+        return SyncResult(
+            held,
+            taken,
+            frozenset(release),
+            frozenset(live),
+            max(0, len(wanted) - covered),
+            free_in,
+        )
 
-    def release_all(self) -> None:
-        """On a clean shutdown: give every lease back and leave the live set at once."""
+    def _release(self, conn: Any, regions: list[str], rests: Mapping[str, float]) -> None:
+        """Give ``regions`` back: each rests, owned by nobody, for its rest, then is free."""
+        if not regions:
+            return
+        conn.execute(
+            "UPDATE lease SET owner = '', expires = now() + make_interval(secs => r.rest)"
+            " FROM unnest(%s::text[], %s::float8[]) AS r(region, rest)"
+            " WHERE lease.region = r.region AND lease.owner = %s",
+            (regions, [rests.get(k, HANDOVER_MARGIN) for k in regions], self.replica_id),
+        )
+
+    def release_all(self, rests: Mapping[str, float] | None = None) -> None:
+        """On a clean shutdown (pollers stopped): give every lease back, each resting for its
+        rest, and leave the live set at once."""
         with self.store.transaction() as conn:
-            conn.execute("DELETE FROM lease WHERE owner = %s", (self.replica_id,))
+            held = [
+                region
+                for (region,) in conn.execute(
+                    "SELECT region FROM lease WHERE owner = %s", (self.replica_id,)
+                ).fetchall()
+            ]
+            self._release(conn, held, rests or {})
             conn.execute("DELETE FROM replica WHERE id = %s", (self.replica_id,))
 
     def holders(self) -> dict[str, tuple[str, int]]:
-        """Every unexpired lease: region key -> (owner, token). For status views and tests."""
+        """Every unexpired, owned lease: region key -> (owner, token). For status and tests."""
         with self.store.transaction() as conn:
             rows = conn.execute(
-                "SELECT region, owner, token FROM lease WHERE expires > now() ORDER BY region"
+                "SELECT region, owner, token FROM lease WHERE expires > now() AND owner <> ''"
+                " ORDER BY region"
             ).fetchall()
         return {region: (owner, token) for region, owner, token in rows}
 
@@ -298,8 +360,12 @@ class LeaseKeeper(Ownership):
     The reconciler hands it every region of each A&AI listing (:meth:`set_regions`, which
     syncs at once) and asks :meth:`owns`; ``on_change`` (the reconciler's trigger) is called
     when the set of held regions changes, so pollers start and stop without waiting for the
-    next A&AI read. The database unreachable: logged once, and the leases lapse locally after
-    the TTL, as they do in the database.
+    next A&AI read. The database unreachable: logged as an outage (failing, still failing,
+    recovered), and the leases lapse locally after the TTL, as they do in the database.
+
+    ``metrics`` (optional) gets ``vesagent_region_leases_held`` and ``vesagent_regions_unowned``
+    after every sync; ``on_store`` (optional) hears each sync's outcome: None, or the error of
+    a database that failed (the store watch, so ``/readyz`` knows at once).
     """
 
     def __init__(
@@ -308,18 +374,28 @@ class LeaseKeeper(Ownership):
         *,
         on_change: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
+        on_store: Callable[[str | None], None] = lambda error: None,
     ) -> None:
         super().__init__(table.replica_id, table.ttl, clock)
         self.table = table
         self.on_change = on_change
+        self.metrics = metrics
+        self.on_store = on_store
+        self._outages = OutageLog(log, "leases")
         self._regions: dict[str, frozenset[str]] | None = None
+        self._rests: dict[str, float] = {}
         self._sync_lock = threading.Lock()
         self._last_seen: frozenset[str] = frozenset()
         self.last_error: str | None = None
 
-    def set_regions(self, regions: Mapping[str, Iterable[str]]) -> None:
-        """The regions of the latest A&AI listing (key -> complexes); syncs the leases now."""
+    def set_regions(
+        self, regions: Mapping[str, Iterable[str]], rests: Mapping[str, float] | None = None
+    ) -> None:
+        """The regions of the latest A&AI listing (key -> complexes) and how long each lease
+        rests when released (:func:`handover_rest`); syncs the leases now."""
         self._regions = {k: frozenset(v) for k, v in regions.items()}
+        self._rests = dict(rests or {})
         self.sync_now(notify=False)  # the caller is the reconciler: it converges right after
 
     def sync_now(self, notify: bool = True) -> SyncResult | None:
@@ -331,17 +407,19 @@ class LeaseKeeper(Ownership):
         with self._sync_lock:
             started = self._clock()
             try:
-                result = self.table.sync(self._regions)
+                result = self.table.sync(self._regions, self._rests)
             except StoreError as exc:
-                if self.last_error is None:
-                    log.error("leases.unavailable", error=str(exc), held=len(self._held))
+                self._outages.failed("sync", str(exc), held=len(self.held()))
                 self.last_error = str(exc)
+                self.on_store(str(exc))
+                self._report(None)
                 self._notice_change(notify)
                 return None
-            if self.last_error is not None:
-                log.info("leases.available")
-                self.last_error = None
+            self._outages.succeeded("sync", held=len(result.held))
+            self.last_error = None
+            self.on_store(None)
             self.update(result, started)
+            self._report(result)
             if result.taken or result.released:
                 log.info(
                     "leases.changed",
@@ -353,6 +431,15 @@ class LeaseKeeper(Ownership):
             self._notice_change(notify)
         return result
 
+    def _report(self, result: SyncResult | None) -> None:
+        """The lease gauges: what this sync left, or (it failed) what may still be held."""
+        if self.metrics is None:
+            return
+        self.metrics.region_leases_held.set(len(self.held()))
+        # Without the database this replica cannot tell who holds what: NaN, not a guess
+        # (max() over the replicas then shows the others' view; vesagent_store_up alerts).
+        self.metrics.regions_unowned.set(float("nan") if result is None else result.unowned)
+
     def _notice_change(self, notify: bool) -> None:
         now = frozenset(self.held())
         if now != self._last_seen and notify:
@@ -360,19 +447,25 @@ class LeaseKeeper(Ownership):
         self._last_seen = now
 
     def run(self, stop: threading.Event) -> None:
-        """Sync every ``ttl / 3`` seconds until ``stop`` is set (the keeper's thread)."""
-        while not stop.wait(self.ttl / 3):
+        """Sync every ``ttl / 3`` seconds, or sooner when a resting lease this replica should
+        take becomes free, until ``stop`` is set (the keeper's thread)."""
+        wait = self.ttl / 3
+        while not stop.wait(wait):
+            wait = self.ttl / 3
             try:
-                self.sync_now()
+                result = self.sync_now()
             except Exception:  # never let the keeper die: the leases would lapse
                 log.exception("leases.crashed")
+                continue
+            if result is not None and result.free_in is not None:
+                wait = min(wait, result.free_in + 0.05)  # just past the rest's end
 
     def close(self) -> None:
         """A clean stop: hand every lease back so others take over at once (best effort)."""
         from vesagent.store import StoreError
 
         try:
-            self.table.release_all()
+            self.table.release_all(self._rests)
         except StoreError as exc:
             log.warning("leases.release_failed", error=str(exc))
         self._held = {}

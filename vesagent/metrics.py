@@ -14,6 +14,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from vesagent.store import StoreError
+
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 POLL_OUTCOMES = ("ok", "error")  # values of the ``outcome`` label of ``vesagent_polls``
 
@@ -110,6 +112,23 @@ class Metrics:
         self.shard = Gauge(
             "vesagent_shard_info", "This replica's shard", ["index", "count"], registry=r
         )
+        # Issue 16: the store (SQLite file or shared PostgreSQL) and, in PostgreSQL mode, leases.
+        self.store_up = Gauge(
+            "vesagent_store_up",
+            "1 when the last check of the state store (a write) succeeded, 0 while it fails",
+            registry=r,
+        )
+        self.region_leases_held = Gauge(
+            "vesagent_region_leases_held",
+            "Region leases this replica holds (PostgreSQL mode; 0 with SQLite)",
+            registry=r,
+        )
+        self.regions_unowned = Gauge(
+            "vesagent_regions_unowned",
+            "Regions of the A&AI listing with no live lease, as this replica saw them at its"
+            " last lease sync (NaN while it cannot reach the database: it does not know)",
+            registry=r,
+        )
         for outcome in ("ok", "error"):
             self.aai_reads.labels(outcome)
         for action in ("start", "stop", "update"):
@@ -140,17 +159,23 @@ class Metrics:
 
 
 class OutboxCollector:
-    """Outbox depth and oldest-event age per collector, read from the store at scrape time."""
+    """Outbox depth and oldest-event age per collector, read from the store at scrape time.
+
+    A store that cannot be read (``usable`` says so, or the read fails) leaves these series
+    out of the scrape rather than failing it: ``vesagent_store_up`` must still be scraped then.
+    """
 
     def __init__(
         self,
         stats: Callable[[], dict[str, dict[str, Any]]],
         known: Callable[[], Iterable[str]] = tuple,
         clock: Callable[[], float] = time.time,
+        usable: Callable[[], bool] = lambda: True,
     ) -> None:
         self._stats = stats
         self._known = known  # collectors to show at depth 0 when nothing waits for them
         self._clock = clock
+        self._usable = usable  # False: don't wait for a database known to be away
 
     def collect(self) -> Iterable[Metric]:
         depth = GaugeMetricFamily(
@@ -166,7 +191,12 @@ class OutboxCollector:
         )
         now = self._clock()
         stats: dict[str, dict[str, Any]] = {collector: {} for collector in self._known()}
-        stats.update(self._stats())
+        try:
+            if not self._usable():
+                return
+            stats.update(self._stats())
+        except StoreError:
+            return  # unknown now: no series, rather than a wrong depth of 0
         for collector, row in stats.items():
             depth.add_metric([collector], row.get("depth", 0))
             oldest = row.get("oldest_created")

@@ -112,3 +112,46 @@ def test_reconcile_passes_over_unchanged_regions() -> None:
     assert fig.vesagent > 0 and fig.unit == "ms"
     assert fig.baseline is not None and fig.baseline > 0
     json.dumps(fig.to_json())
+
+
+def test_soak_judge_counts_lost_clears_duplicates_and_lost_raises() -> None:
+    """The soak's judge reads the collector's events against each VM's final state."""
+    from vesagent.bench.postgres import judge
+
+    def fault(vm: str, event_id: str, severity: str) -> dict[str, object]:
+        return {
+            "commonEventHeader": {"domain": "fault", "sourceId": vm, "eventId": event_id},
+            "faultFields": {"eventSeverity": severity},
+        }
+
+    events = [
+        fault("a", "e1", "CRITICAL"),
+        fault("a", "e1", "NORMAL"),  # a: raised, cleared, final ACTIVE: right
+        fault("b", "e2", "CRITICAL"),  # b: ACTIVE at the end, no clear: a lost clear
+        fault("c", "e3", "CRITICAL"),
+        fault("c", "e3", "CRITICAL"),  # c: ERROR, raised twice
+        fault("d", "e4", "NORMAL"),  # d: a clear whose raise never arrived
+    ]
+    found = judge(events, {"a": "ACTIVE", "b": "ACTIVE", "c": "ERROR", "d": "ERROR", "e": "ACTIVE"})
+    assert found == {"duplicate_raises": 1, "lost_events": 1, "lost_clears": 1, "wrong_final": 2}
+
+
+def test_poll_timeline_gaps_and_overlaps() -> None:
+    """Who listed which region when: the longest unpolled gap and doubly polled hand-overs."""
+    from vesagent.bench.leases import handovers, largest_gaps, overlaps, poll_timeline
+    from vesagent.sim.base import Seen
+
+    listing = "/compute/R1/v2.1/servers/detail"
+    trail = [
+        Seen(1.0, "GET", listing, "a"),
+        Seen(2.0, "GET", listing, "a"),
+        Seen(2.5, "GET", listing, "b"),  # b within one interval of a: doubly polled
+        Seen(6.5, "GET", listing, "b"),
+        Seen(3.0, "GET", "/compute/R1/v2.1/os-services", "a"),  # not a listing
+    ]
+    timeline = poll_timeline(trail)
+    assert timeline == {"R1": [(1.0, "a"), (2.0, "a"), (2.5, "b"), (6.5, "b")]}
+    assert largest_gaps(timeline, ["R1", "R2"], 0.0, 7.0) == {"R1": 4.0, "R2": 7.0}
+    (double,) = overlaps(timeline, 1.0)
+    assert (double.first, double.second, double.after) == ("a", "b", 0.5)
+    assert handovers(timeline) == [0.5]

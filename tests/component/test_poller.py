@@ -355,3 +355,36 @@ def test_set_listing_interval_reschedules_and_validates(
             pollers.set_listing_interval(spec.key, -1)
     finally:
         pollers.shutdown()
+
+
+def test_a_replica_that_lost_the_region_asks_nova_nothing(
+    sim: OpenStackSim, store: Store, clock: Clock
+) -> None:
+    """``may_poll`` false (the lease released or lapsed): no Nova request, no event, no poll
+    counted; true again: the poll runs as usual."""
+    (vm,) = sim.create_servers(REGION, 1)
+    sim.set_status(REGION, vm, "ERROR")
+    owned = [False]
+    registry = CollectorRegistry()
+    poller = RegionPoller(
+        spec_for(sim, VM_FAULTS),
+        store,
+        ComputeClient,
+        metrics=Metrics(registry),
+        clock=clock,
+        may_poll=lambda: owned[0],
+    )
+    before = sim.requests.total("/compute")
+    skipped = poller.poll()
+    poller.run_job(Job.POLL)
+    assert not skipped.ok and "no longer owns" in skipped.error
+    assert sim.requests.total("/compute") == before and faults(store) == []
+    assert (
+        registry.get_sample_value(
+            "vesagent_polls_total", {"vimid": poller.spec.vimid, "outcome": "error"}
+        )
+        is None
+    )
+    owned[0] = True
+    assert poller.poll().events == 1 and sim.requests.total("/compute") > before
+    poller.close()

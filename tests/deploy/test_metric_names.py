@@ -32,12 +32,7 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "vesagent.json"
 
 # Names arriving this round from other branches; each entry goes once vesagent/metrics.py
 # exports the name (a name exported for real is checked against its real labels instead).
-PENDING: dict[str, set[str]] = {
-    # issue 16 (PostgreSQL mode): managed regions with no live lease.
-    "vesagent_regions_unowned": set(),
-    # issue 16: region leases this replica holds.
-    "vesagent_region_leases_held": set(),
-}
+PENDING: dict[str, set[str]] = {}
 # Labels Prometheus itself attaches to every scraped series (the target's, not the agent's).
 TARGET_LABELS = {"instance", "job"}
 # Grafana's variables, replaced by what they stand for when every value is selected.

@@ -72,6 +72,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
         ("vesagent_outbox_oldest_age_seconds > 600", "vesagent_outbox_oldest_age_seconds > 6000"),
         ('outcome="dead_lettered"', 'outcome="dropped"'),
         ("vesagent_regions_unowned) > 0", "vesagent_regions_unowned) > 5"),
+        ("vesagent_store_up == 0", "vesagent_store_up == 1"),
     ],
 )
 def test_rule_tests_catch_a_broken_rule(tmp_path: Path, original: str, mutant: str) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from tests.helpers import wait_until
 from vesagent.leases import (
@@ -21,6 +23,7 @@ from vesagent.leases import (
     candidates,
     region_complexes,
 )
+from vesagent.metrics import Metrics
 from vesagent.store import AlarmRecord, OutboxItem
 from vesagent.store_pg import PgStore
 
@@ -107,7 +110,7 @@ def test_joining_replica_gets_its_share_by_hand_over_never_two_owners(
     a.sync(everything)
     first_b = b.sync(everything)  # A's leases are live: B takes nothing yet
     assert first_b.held == {}
-    after_a = a.sync(everything)
+    after_a = a.sync(everything, {k: 0.0 for k in everything})  # released without a rest
     expected = assign(everything, {"agent-a": NO_SITE, "agent-b": NO_SITE})
     assert after_a.released == {k for k, o in expected.items() if o == "agent-b"}
     after_b = b.sync(everything)
@@ -210,8 +213,28 @@ def test_release_all_lets_another_take_over_at_once(open_pg: Callable[..., PgSto
     a = LeaseTable(open_pg(), "agent-a", ttl=60)
     b = LeaseTable(open_pg(), "agent-b", ttl=60)
     a.sync(regions(5))
-    a.release_all()
+    a.release_all({k: 0.0 for k in regions(5)})  # no rest: its pollers stopped long ago
     assert set(b.sync(regions(5)).held) == set(regions(5))
+
+
+def test_a_released_lease_rests_before_the_next_owner_takes_it(
+    open_pg: Callable[..., PgStore],
+) -> None:
+    """A hand-over leaves the region ownerless for its rest (its poll interval), so the two
+    replicas never poll it within one interval; the next owner learns when it is free."""
+    a = LeaseTable(open_pg(), "agent-a", ttl=15)
+    b = LeaseTable(open_pg(), "agent-b", ttl=15)
+    everything = regions(20)
+    a.sync(everything)
+    b.sync(everything)  # B is live now; A still holds everything
+    released = a.sync(everything, {k: 1.5 for k in everything}).released
+    assert released
+    during = b.sync(everything)
+    assert during.held == {} and set(a.holders()) == set(everything) - released
+    assert during.free_in is not None and 0 < during.free_in <= 1.5
+    assert during.unowned == len(released)  # resting: owned by nobody
+    after = wait_until(lambda: b.sync(everything).held, 5, "B to take its share after the rest")
+    assert set(after) == released and b.sync(everything).free_in is None
 
 
 def test_lease_table_rejects_bad_arguments(open_pg: Callable[..., PgStore]) -> None:
@@ -323,7 +346,7 @@ def test_concurrent_syncs_of_many_replicas_converge_without_errors(
         start.wait()
         try:
             for _ in range(4):
-                table.sync(everything)
+                table.sync(everything, {k: 0.0 for k in everything})
         except BaseException as exc:
             errors.append(exc)
 
@@ -334,6 +357,44 @@ def test_concurrent_syncs_of_many_replicas_converge_without_errors(
         t.join(timeout=60)
     assert not errors, errors
     for table in tables:  # one more round each: releases and takes settle
-        table.sync(everything)
+        table.sync(everything, {k: 0.0 for k in everything})
     holders = tables[0].holders()
     assert {k: o for k, (o, _) in holders.items()} == assign(everything, {i: NO_SITE for i in ids})
+
+
+def test_keeper_reports_leases_held_and_regions_unowned(open_pg: Callable[..., PgStore]) -> None:
+    """The lease gauges follow each sync: leases held here, regions no live lease covers; NaN
+    (unknown) and the store's error reported while the database cannot be reached."""
+    registry = CollectorRegistry()
+    outcomes: list[str | None] = []
+    a = LeaseKeeper(
+        LeaseTable(open_pg(), "agent-a", ttl=15),
+        metrics=Metrics(registry),
+        on_store=outcomes.append,
+    )
+    b_registry = CollectorRegistry()
+    b = LeaseKeeper(
+        LeaseTable(open_pg(), "agent-b", ttl=15, complexes=["site-b"]),
+        metrics=Metrics(b_registry),
+    )
+
+    def gauges(reg: CollectorRegistry) -> tuple[float | None, float | None]:
+        return (
+            reg.get_sample_value("vesagent_region_leases_held"),
+            reg.get_sample_value("vesagent_regions_unowned"),
+        )
+
+    a.set_regions({"o/r1": []})
+    assert gauges(registry) == (1, 0) and outcomes == [None]
+    # B (another site) sees r2, which only A may own, before A has taken it: one unowned.
+    b.set_regions({"o/r1": [], "o/r2": []})
+    assert gauges(b_registry) == (0, 1)
+    a.set_regions({"o/r1": [], "o/r2": []})
+    assert gauges(registry) == (2, 0)
+    b.sync_now()
+    assert gauges(b_registry) == (0, 0)
+    a.table.store.close()
+    assert a.sync_now() is None
+    held, unowned = gauges(registry)
+    assert held == 2 and unowned is not None and math.isnan(unowned)  # held until the TTL
+    assert outcomes[-1] is not None and "closed" in outcomes[-1]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry
 
 from vesagent.metrics import Metrics, OutboxCollector
+from vesagent.store import Store
 
 
 def record_poll(m: Metrics, vimid: str, outcome: str = "ok") -> None:
@@ -109,3 +112,22 @@ def test_outbox_collector_reports_depth_age_and_known_collectors() -> None:
     assert (
         registry.get_sample_value("vesagent_outbox_oldest_age_seconds", {"collector": "idle"}) == 0
     )
+
+
+def test_outbox_series_are_left_out_while_the_store_cannot_be_read(tmp_path: Path) -> None:
+    """A failing or known-unusable store drops the outbox series, never the whole scrape."""
+    registry = CollectorRegistry()
+    Metrics(registry)
+    store = Store(tmp_path)
+    usable = [True]
+    registry.register(
+        OutboxCollector(store.stats, lambda: ["http://ves"], usable=lambda: usable[0])
+    )
+    depth = {"collector": "http://ves"}
+    assert registry.get_sample_value("vesagent_outbox_depth", depth) == 0
+    usable[0] = False
+    assert registry.get_sample_value("vesagent_outbox_depth", depth) is None
+    assert registry.get_sample_value("vesagent_store_up") is not None  # the rest is scraped
+    usable[0] = True
+    store.close()  # reading it now raises StoreError
+    assert registry.get_sample_value("vesagent_outbox_depth", depth) is None

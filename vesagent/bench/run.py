@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window", type=float, help="seconds of the scale measuring window")
     args = parser.parse_args(argv)
     logs.configure("console", "warning")
-    from vesagent.bench import diagnose, measures, notifications, report, scale
+    from vesagent.bench import diagnose, measures, notifications, postgres, report, scale
 
     sizes = QUICK if args.quick else FULL
     window = args.window or sizes.scale_window
@@ -146,7 +146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             **(notifications.QUICK if args.quick else notifications.FULL)
         ),
     )
-    figures = [*region_figs, *key_figs, *scale_figs, *notif_figs, *del_figs, *rec_figs]
+    pg_figs, pg_side = _step(  # issue 16: PostgreSQL mode, replicas as processes
+        "PostgreSQL mode (store, take-over, soak, 3-replica scale)",
+        lambda: postgres.measure_postgres(postgres.QUICK if args.quick else postgres.FULL),
+    )
+    figures = [
+        *region_figs, *key_figs, *scale_figs, *notif_figs, *del_figs, *rec_figs, *pg_figs
+    ]  # fmt: skip
     order = [
         "nova_requests_per_poll",
         "keystone_auths_per_hour",
@@ -197,7 +203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.output,
         figures,
         sims,
-        {"diagnostics": diagnostics, "scale": scale_side, "seconds": round(total, 1)},
+        {
+            "diagnostics": diagnostics,
+            "scale": scale_side,
+            "postgres": pg_side,
+            "seconds": round(total, 1),
+        },
     )
     met = sum(1 for f in figures if f.met)
     goals = sum(1 for f in figures if f.met is not None)

@@ -116,8 +116,13 @@ class RegionPoller:
         full_every: float = FULL_EVERY,
         on_events: Callable[[str], None] | None = None,
         on_refused: Callable[[RegionKey], None] | None = None,
+        may_poll: Callable[[], bool] | None = None,
     ) -> None:
         self.spec = spec
+        # PostgreSQL mode: False once this replica no longer holds the region's lease; its
+        # jobs then do nothing until the reconciler stops it (a few ms), so two replicas
+        # never poll one region at once (the lease rests before the next owner takes it).
+        self._may_poll = may_poll or (lambda: True)
         self._store = store
         self._client_factory = client_factory
         self._client: ComputeApi | None = None
@@ -193,6 +198,8 @@ class RegionPoller:
 
     def run_job(self, job: Job) -> None:
         """Entry point of the timers (see ``cycle.job_intervals``)."""
+        if not self._may_poll():
+            return
         if job is Job.POLL:
             self.poll()
         elif job is Job.HEARTBEAT:
@@ -209,6 +216,9 @@ class RegionPoller:
         with self._lock:
             started = time.monotonic()
             outcome = PollOutcome()
+            if not self._may_poll():
+                outcome.ok, outcome.error = False, "skipped: this replica no longer owns it"
+                return outcome
             try:
                 seen, page = self._fetch(outcome, force_listing=listing)
             except (TemporaryError, PermanentError) as exc:

@@ -32,10 +32,11 @@ from vesagent.config import (
     parse_cloud_extra_info,
 )
 from vesagent.errors import ConfigError, PermanentError, TemporaryError
-from vesagent.leases import LeaseKeeper, region_complexes
+from vesagent.leases import LeaseKeeper, handover_rest, region_complexes
 from vesagent.logs import get_logger
 from vesagent.metrics import Metrics
 from vesagent.model import CollectorAuth, RegionKey, VimCredentials
+from vesagent.pollers.cycle import fault_interval, measure_interval
 from vesagent.pollers.manager import PollerSet, StopReason
 from vesagent.reconciler.credentials import CredentialReader
 from vesagent.reconciler.diff import Plan, diff
@@ -158,7 +159,8 @@ class Reconciler:
                 return False
             if self.ownership is not None:
                 self.ownership.set_regions(
-                    {r.key.path: region_complexes(r.body) for r in everything}
+                    {r.key.path: region_complexes(r.body) for r in everything},
+                    {r.key.path: self._handover_rest(r.key) for r in everything},
                 )
             records = [r for r in everything if self._owns(r.key.path)]
             others = {r.key for r in everything} - {r.key for r in records}
@@ -182,6 +184,13 @@ class Reconciler:
         if self.ownership is not None:
             return self.ownership.owns(path)
         return self.shard.owns(path)
+
+    def _handover_rest(self, key: RegionKey) -> float:
+        """How long the region's lease rests when released: its Nova-polling intervals."""
+        spec = self.cache.config.get(key)
+        if spec is None:
+            return handover_rest(())
+        return handover_rest((fault_interval(spec), measure_interval(spec)))
 
     def _read_failed(self, error: str) -> None:
         if error != self.last_error:

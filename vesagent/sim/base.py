@@ -18,6 +18,7 @@ running ``vesagent sim`` can use them with curl.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import socket
 import threading
@@ -55,16 +56,41 @@ class FaultRule:
         return path.startswith(self.path_prefix) and not path.startswith("/_sim")
 
 
+@dataclass(frozen=True)
+class Seen:
+    """One request of the trail: when (``time.monotonic()``), what, and which client made it
+    (a short digest of its ``X-Auth-Token``: tells agents apart without keeping a token)."""
+
+    at: float
+    method: str
+    path: str
+    client: str
+
+
 @dataclass
 class RequestLog:
-    """Thread-safe counts of requests by ``METHOD /path`` (no query string)."""
+    """Thread-safe counts of requests by ``METHOD /path`` (no query string), and, once
+    :meth:`keep_trail` is called, every request in order (tests of who polled what when)."""
 
     counts: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    trail: list[Seen] | None = None
 
-    def add(self, method: str, path: str) -> None:
+    def add(self, method: str, path: str, client: str = "") -> None:
         with self.lock:
             self.counts[f"{method} {path}"] += 1
+            if self.trail is not None:
+                self.trail.append(Seen(time.monotonic(), method, path, client))
+
+    def keep_trail(self) -> None:
+        """Record every request from now on (off by default: it grows with every request)."""
+        with self.lock:
+            self.trail = []
+
+    def seen(self, prefix: str = "") -> list[Seen]:
+        """The trail's requests whose path starts with ``prefix``."""
+        with self.lock:
+            return [s for s in self.trail or [] if s.path.startswith(prefix)]
 
     def total(self, prefix: str = "", method: str | None = None) -> int:
         """Requests whose path starts with ``prefix`` (and whose method is ``method``)."""
@@ -239,7 +265,9 @@ class SimServer:
         path = request.path
         if path.startswith("/_sim"):
             return None
-        self.requests.add(request.method, path)
+        token = request.headers.get("X-Auth-Token", "")
+        client = hashlib.blake2b(token.encode(), digest_size=4).hexdigest() if token else ""
+        self.requests.add(request.method, path, client)
         if self._hang:
             time.sleep(self._hang)
         rule = self._take_fault(request.method, path)
