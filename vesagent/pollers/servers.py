@@ -67,8 +67,15 @@ class ServerCache:
     Not thread-safe: the poller calls it under its poll lock.
     """
 
-    def __init__(self, full_every: float = FULL_EVERY) -> None:
+    def __init__(
+        self, full_every: float = FULL_EVERY, *, own_clock_overlap: timedelta | None = None
+    ) -> None:
+        """``own_clock_overlap`` is the bench's baseline only: the watermark is then the
+        listing's time minus that overlap, whatever Nova's ``updated`` says (the way a peer
+        does it, and vesagent did without a ``Date`` header), so a changed server is listed
+        again for that long."""
         self.servers: dict[str, ServerView] = {}
+        self._own_clock_overlap = own_clock_overlap
         self.watermark: datetime | None = None
         self.partial = False  # the last listing had down-cell records
         self.listed = False  # a listing succeeded at least once
@@ -137,6 +144,11 @@ class ServerCache:
 
     def advance(self, listing: ServerListing) -> None:
         """Move the watermark past ``listing`` (call once its decisions are committed)."""
+        if self._own_clock_overlap is not None:
+            mark = listing.server_time - self._own_clock_overlap
+            if self.watermark is None or mark > self.watermark:
+                self.watermark = mark
+            return
         margin = OVERLAP if listing.server_clock else OVERLAP_OWN_CLOCK
         newest = parse_updated(self._newest) if self._newest else None
         if newest is None:
