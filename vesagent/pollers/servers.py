@@ -144,14 +144,12 @@ class ServerCache:
 
     def advance(self, listing: ServerListing) -> None:
         """Move the watermark past ``listing`` (call once its decisions are committed)."""
-        if self._own_clock_overlap is not None:
-            mark = listing.server_time - self._own_clock_overlap
-            if self.watermark is None or mark > self.watermark:
-                self.watermark = mark
-            return
         margin = OVERLAP if listing.server_clock else OVERLAP_OWN_CLOCK
         newest = parse_updated(self._newest) if self._newest else None
-        if newest is None:
+        mark: datetime | None
+        if self._own_clock_overlap is not None:  # the bench's baseline, see __init__
+            mark = listing.server_time - self._own_clock_overlap
+        elif newest is None:
             mark = listing.server_time - margin if self.watermark is None else None
         elif listing.server_time - newest >= margin:
             mark = newest + SECOND  # that second is long over: nothing more can land in it
