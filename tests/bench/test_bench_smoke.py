@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 
-from vesagent.bench import measures, report, scale
+from vesagent.bench import measures, notifications, report, scale
 from vesagent.bench.baseline import compute_endpoint
 from vesagent.bench.report import Figure
 from vesagent.bench.world import percentile
@@ -155,3 +155,18 @@ def test_poll_timeline_gaps_and_overlaps() -> None:
     (double,) = overlaps(timeline, 1.0)
     assert (double.first, double.second, double.after) == ("a", "b", 0.5)
     assert handovers(timeline) == [0.5]
+
+
+def test_watermark_bytes_against_the_own_clock_overlap() -> None:
+    """With the old own-clock overlap a change is listed again poll after poll; with Nova's
+    clock about once: fewer servers and bytes per poll, bytes counted for both."""
+    figures, side = notifications.measure_watermark_bytes(vms=40, polls=3, changed=1, step=0.4)
+    (figure,) = figures
+    assert figure.key == "nova_bytes_per_hour_watermark"
+    listed = side["servers_listed_per_poll"]
+    assert listed[notifications.BEFORE] > listed[notifications.AFTER] >= 1
+    listing_bytes = side["bytes_per_poll_listing"]
+    assert listing_bytes[notifications.BEFORE] > listing_bytes[notifications.AFTER]
+    assert side["bytes_per_poll_os_services"][notifications.AFTER] > 0
+    assert side["full_listing_bytes"] > 0
+    assert 0 < figure.vesagent < figure.baseline and figure.met

@@ -25,12 +25,15 @@ class Bell:
 
     def __init__(self) -> None:
         self.rings: list[RegionKey] = []
+        self.host_rings: list[RegionKey] = []  # rings that asked for the hosts too
         self.intervals: dict[RegionKey, float | None] = {}
         self.lock = threading.Lock()
 
-    def poll_soon(self, key: RegionKey) -> None:
+    def poll_soon(self, key: RegionKey, *, hosts: bool = False) -> None:
         with self.lock:
             self.rings.append(key)
+            if hosts:
+                self.host_rings.append(key)
 
     def set_listing_interval(self, key: RegionKey, seconds: float | None) -> None:
         with self.lock:
@@ -116,6 +119,7 @@ def test_regions_on_one_bus_share_one_listener(rabbit: RabbitNode) -> None:
         publisher.info("instance.update", instance_update(server, "active", "error"))
         wait_until(lambda: bell.count(one) > before[one] and bell.count(two) > before[two], 5)
         assert bell.count(three) == before[three]  # another topic: not rung
+        assert bell.host_rings == []  # a server changed: its hosts keep their own pace
         pools = {listener.pool for listener in made}
         assert len(pools) == 2 and pools <= set(rabbit.queues())  # a queue each, no sharing
         # service.update rings only regions that watch hosts
@@ -131,6 +135,7 @@ def test_regions_on_one_bus_share_one_listener(rabbit: RabbitNode) -> None:
         publisher.info("service.update", sample_payload("service.update"))
         wait_until(lambda: bell.count(one) > before[one], 5)
         assert bell.count(two) == before[two]
+        assert bell.host_rings == [one]  # a host changed: read the hosts now, not at their pace
         status = hub.region_status(two)
         assert status is not None and status["received"] >= 2
     finally:

@@ -82,3 +82,37 @@ def test_doorbell_lists_at_once_and_a_burst_is_coalesced(region) -> None:
     first = polls_done(pollers, spec)
     wait_until(lambda: polls_done(pollers, spec) >= first + 3, 10, "the burst settled")
     assert sim.requests.total(LISTINGS) - before <= 3 * 2  # <= 3 listings of <= 2 pages
+
+
+def test_host_doorbell_reads_the_hosts_at_once(tmp_path: Path) -> None:
+    """A server doorbell leaves os-services to its own pace; a host doorbell (service.update)
+    reads it at once, so a forced-down host is reported without waiting for the next poll."""
+    with OpenStackSim(regions=(REGION,)) as sim:
+        store = Store(tmp_path)
+        spec = region_spec(
+            sim.keystone_url, REGION, "http://127.0.0.1:9/eventListener/v5", poll=3600
+        )
+        pollers = PollerSet(lambda s: RegionPoller(s, store, ComputeClient), jitter=0.0)
+        try:
+            sim.create_servers(REGION, 2, host="compute-1")
+            pollers.ensure(spec)
+            wait_until(lambda: polls_done(pollers, spec) >= 1, 10, "the first poll")
+            pollers.set_listing_interval(spec.key, 3600)
+            poller = pollers.get(spec.key)
+            assert poller is not None
+            services = sim.requests.total(SERVICES)
+            pollers.poll_soon(spec.key)
+            wait_until(lambda: polls_done(pollers, spec) >= 2, 5, "the server doorbell poll")
+            assert sim.requests.total(SERVICES) == services  # hosts keep their own pace
+            sim.set_service(REGION, "compute-1", forced_down=True)
+            pollers.poll_soon(spec.key, hosts=True)
+            # The VM backlog's host_faults: each VM on the host gets a HostUnreachable alarm.
+            wait_until(
+                lambda: sum(c == "HostUnreachable" for _, c in poller.alarms) == 2,
+                5,
+                "the VMs' host alarms",
+            )
+            assert sim.requests.total(SERVICES) == services + 1
+        finally:
+            pollers.shutdown()
+            store.close()

@@ -265,13 +265,13 @@ class CountingPoller(RegionPoller):
         self.most = 0
         self._count_lock = threading.Lock()
 
-    def poll(self, *, listing: bool = False) -> PollOutcome:
+    def poll(self, *, listing: bool = False, hosts: bool = False) -> PollOutcome:
         with self._count_lock:
             self.calls += 1
             self.active += 1
             self.most = max(self.most, self.active)
         try:
-            return super().poll(listing=listing)
+            return super().poll(listing=listing, hosts=hosts)
         finally:
             with self._count_lock:
                 self.active -= 1

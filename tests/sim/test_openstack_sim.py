@@ -253,6 +253,24 @@ def test_expired_tokens_get_401_and_keystoneauth_reauthenticates(sim: OpenStackS
     assert sim.requests.total("/compute/RegionOne/v2.1/servers") == 4
 
 
+def test_request_log_counts_response_body_bytes(sim: OpenStackSim) -> None:
+    """The request log adds up each response's body bytes by path, errors included."""
+    sim.create_servers(REGION, 3)
+    token = issue(sim)
+    listed = nova(sim, "/servers/detail", token, mv="2.79")
+    services = nova(sim, "/os-services", token, mv="2.79")
+    refused = nova(sim, "/servers/detail", "no-such-token")
+    assert listed.status_code == 200 and refused.status_code == 401
+    prefix = f"/compute/{REGION}/v2.1"
+    assert sim.requests.total_bytes(f"{prefix}/servers") == len(listed.content) + len(
+        refused.content
+    )
+    assert sim.requests.total_bytes(f"{prefix}/os-services") == len(services.content)
+    assert sim.requests.total_bytes("/compute/", method="POST") == 0
+    sim.requests.reset()
+    assert sim.requests.total_bytes() == 0
+
+
 def test_tokens_expire_after_their_lifetime(clock: FakeClock) -> None:
     """A token is valid until expires_at by the sim's clock, then Nova answers 401."""
     with OpenStackSim(regions=(REGION,), token_lifetime=60.0, clock=clock) as sim:

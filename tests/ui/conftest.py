@@ -86,6 +86,8 @@ def start_console(tmp: Path, **settings: Any) -> Console:
     )
     server = serve(agent)
     agent.sender.start()
+    if agent.notifications is not None:  # as ``vesagent run`` does
+        agent.notifications.start()
     threading.Thread(
         target=agent.reconciler.run, args=(agent.stop_event, 0.5), name="reconcile", daemon=True
     ).start()

@@ -11,6 +11,7 @@ import pytest
 import requests
 from pydantic import SecretStr
 
+from tests.helpers import free_port, wait_until
 from tests.ui.conftest import OWNER, Console, start_console, stop_console
 from vesagent.config import check_config_text
 from vesagent.sim.topology import extra_info
@@ -167,3 +168,29 @@ def test_console_uses_the_rest_api_authentication(secured: Console) -> None:
         assert response.headers["WWW-Authenticate"].startswith("Basic")
     assert requests.get(secured.url, auth=("operator", "console-pw"), timeout=5).status_code == 200
     assert requests.get(secured.url, auth=("operator", "wrong"), timeout=5).status_code == 401
+
+
+def test_overview_shows_each_regions_notification_state(seeded: Console) -> None:
+    """A region with notifications on an unreachable broker shows its listener failing, a
+    region without them a dash; the broker password never reaches the page."""
+    secret = "bus-s3cret-pw"
+    config = seeded.config([{"domain": "fault", "type": "vm"}], poll=30)
+    config["notifications"] = {
+        "transport_url": f"rabbit://vesagent:{secret}@127.0.0.1:{free_port()}/"
+    }
+    seeded.add_region("RegionTwo", extra_info(config))
+    seeded.sync()
+
+    def cells() -> dict[str, str]:
+        page = requests.get(f"{seeded.url}fragments/overview", timeout=5).text
+        assert secret not in page
+        rows = re.findall(r'data-vimid="([^"]+)".*?<td class="notif">(.*?)</td>', page, re.S)
+        return {vimid: re.sub(r"<[^>]+>", "", cell).strip() for vimid, cell in rows}
+
+    shown = wait_until(
+        lambda: cells().get(f"{OWNER}_RegionTwo") == "failing" and cells(),
+        30,
+        "RegionTwo's listener shown failing",
+    )
+    assert shown[f"{OWNER}_RegionOne"] == "—"
+    assert secret not in requests.get(f"{seeded.url}regions/{OWNER}_RegionTwo", timeout=5).text

@@ -135,6 +135,20 @@ def test_empty_region_falls_back_to_the_clock_with_the_wide_overlap() -> None:
     assert cache.watermark < empty.server_time - timedelta(seconds=59)
 
 
+def test_own_clock_overlap_baseline_ignores_novas_clock() -> None:
+    """The bench's baseline: the watermark is the listing's time minus the overlap, so a
+    server changed just now stays in the window for that long, whatever its ``updated``."""
+    cache = ServerCache(own_clock_overlap=timedelta(seconds=60))
+    listing = Listing([body("a", "2027-01-15T07:59:59Z")])
+    cache.absorb(listing, True, 0.0)
+    cache.advance(listing)
+    assert cache.watermark == listing.server_time - timedelta(seconds=60)
+    later = Listing([], listing.server_time + timedelta(seconds=10))
+    cache.absorb(later, False, 1.0)
+    cache.advance(later)
+    assert cache.watermark == later.server_time - timedelta(seconds=60)
+
+
 def test_full_listing_rules() -> None:
     """Full at first, every full_every seconds, after a failed commit; a full listing
     reports unlisted alarmed servers as gone and keeps down-cell ids."""

@@ -220,3 +220,90 @@ def test_event_type_label_is_bounded() -> None:
     assert event_type_label("x" * 500) == "other"
     assert event_type_label("instance.\u00e9vil.end") == "other"
     assert event_type_label(42) == "other"
+
+
+# -- the second recording (2026-12-06 22:26-22:28 UTC, PROVENANCE.md): one server's life ------
+def recorded_sequence() -> list[dict[str, Any]]:
+    """Every notification of one server's life, then of its compute host, in arrival order."""
+    lines = (FIXTURES / "sequence.lifecycle.jsonl").read_text().splitlines()
+    return [json.loads(line)["message"] for line in lines if line.strip()]
+
+
+def state_update(message: dict[str, Any]) -> tuple[str, str]:
+    data = message["payload"]["nova_object.data"]["state_update"]["nova_object.data"]
+    return data["old_state"], data["state"]
+
+
+def test_recorded_life_rings_on_every_vm_state_change_and_nothing_else() -> None:
+    """Create, reset error/active, stop, start, reset error, delete: the instance.update
+    messages that ring are exactly the vm_state changes, in order; task-only updates and
+    .start events never ring."""
+    rung_updates = []
+    for message in recorded_sequence():
+        outcome = classify(message["event_type"], message["payload"])
+        if message["event_type"] == "instance.update":
+            old, new = state_update(message)
+            assert isinstance(outcome, Change) == (old != new), (old, new, outcome)
+            if isinstance(outcome, Change):
+                rung_updates.append((old, new))
+            else:
+                assert outcome.kind == "no_state_change"
+        elif message["event_type"].endswith(".start"):
+            assert isinstance(outcome, Ignored) and outcome.kind == "irrelevant"
+    assert rung_updates == [
+        ("building", "active"),
+        ("active", "error"),
+        ("error", "active"),
+        ("active", "stopped"),
+        ("stopped", "active"),
+        ("active", "error"),
+        ("error", "deleted"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["instance.update.reset-active", "instance.update.power-off", "instance.update.power-on"],
+)
+def test_recorded_clear_and_power_updates_name_their_server(name: str) -> None:
+    """Reset to active (the clear), power off and power on each ring for their server."""
+    data = sample(name)["payload"]["nova_object.data"]
+    change = classify_sample(name)
+    assert isinstance(change, Change) and change.scope == "server"
+    assert (change.server_id, change.tenant_id) == (data["uuid"], data["tenant_id"])
+
+
+def test_recorded_delete_while_faulty() -> None:
+    """A server in ERROR being deleted: the 'deleting' task update does not ring (still
+    error), the update to deleted and instance.delete.end do, for a backlog naming it."""
+    deleting = classify_sample("instance.update.deleting-while-error")
+    assert isinstance(deleting, Ignored) and deleting.kind == "no_state_change"
+    assert state_update(sample("instance.update.deleting-while-error")) == ("error", "error")
+    deleted = classify_sample("instance.update.deleted-from-error")
+    end = classify_sample("instance.delete.end.from-error")
+    assert isinstance(deleted, Change) and isinstance(end, Change)
+    assert deleted.server_id == end.server_id
+    named = config({"domain": "fault", "type": "vm", "source": end.name})
+    assert watched(named, deleted) and watched(named, end)
+    other = config({"domain": "fault", "type": "vm", "source": "some-other-server"})
+    assert not watched(other, end)
+
+
+@pytest.mark.parametrize(
+    ("name", "forced_down", "disabled"),
+    [
+        ("service.update", True, False),
+        ("service.update.force-up", False, False),
+        ("service.update.disable", False, True),
+        ("service.update.enable", False, False),
+    ],
+)
+def test_recorded_service_updates_ring_for_the_host(
+    name: str, forced_down: bool, disabled: bool
+) -> None:
+    """Force-down, force-up, disable and enable each ring a host change of that host."""
+    data = sample(name)["payload"]["nova_object.data"]
+    assert (data["forced_down"], data["disabled"]) == (forced_down, disabled)
+    change = classify_sample(name)
+    assert isinstance(change, Change) and change.scope == "host"
+    assert change.host == data["host"] == "fake-compute-1"

@@ -1,4 +1,4 @@
-"""Notifications vs polling (issue 19), in one run: detection latency and Nova requests.
+"""Notifications vs polling (issue 19), in one run: detection latency, Nova requests and bytes.
 
 One ``vesagent run`` subprocess watches two regions of the Nova simulator with the same VMs
 and backlog: ``Polled`` lists servers every ``interval`` (10 s), ``Notified`` has
@@ -12,28 +12,48 @@ The VM backlog watches no hosts (``host_faults: false``): compute-host liveness 
 ``poll_interval`` with or without notifications (a dead host sends nothing), so it would add
 the same ``os-services`` requests to both modes; a third region measures that case for the
 notes. Needs ``rabbitmq-server`` and the repository's ``tests/`` (``make bench`` runs from the
-repository): without them the figures are skipped, saying why.
+repository): without them the figures are skipped, saying why. Response bytes are the bodies
+the simulator sent (its request log counts them).
+
+``measure_watermark_bytes`` (in-process, no broker) shows the bytes before and after the
+watermark moved to Nova's own clock: the same poller with the old 60 s overlap before the
+agent's clock (a ``ServerCache`` parameter only this bench uses) as the baseline.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import tempfile
 import threading
 import time
 import warnings
+from datetime import timedelta
 from pathlib import Path
+from statistics import fmean as mean
 from typing import Any
 
 import requests
 
 from vesagent.bench.report import Figure
 from vesagent.bench.scale import AgentProcess
-from vesagent.bench.world import SimClock, aai_region, first_arrivals, percentile, wait_for
+from vesagent.bench.world import (
+    SimClock,
+    aai_region,
+    first_arrivals,
+    old_servers,
+    percentile,
+    region_spec,
+    wait_for,
+)
+from vesagent.pollers.openstack import ComputeClient
+from vesagent.pollers.poller import RegionPoller
+from vesagent.pollers.servers import FULL_EVERY, OVERLAP_OWN_CLOCK, ServerCache
 from vesagent.sim.aai import AaiSim
 from vesagent.sim.openstack import OpenStackSim
 from vesagent.sim.ves import VesCollectorSim
+from vesagent.store import Store
 
 POLLED, NOTIFIED, NOTIFIED_HOSTS = "Polled", "Notified", "NotifiedHosts"
 FULL: dict[str, Any] = {"vms": 3000, "window": 60.0, "flips": 20, "safety": 60.0}
@@ -131,6 +151,7 @@ def measure_notifications(
         )
         flipped: dict[str, tuple[str, float]] = {}
         before = {r: openstack.requests.total(f"/compute/{r}/") for r in regions}
+        before_bytes = {r: openstack.requests.total_bytes(f"/compute/{r}/") for r in regions}
         pause = threading.Event()
         w0 = time.monotonic()
         for offset, region, vm in plan:
@@ -143,6 +164,9 @@ def measure_notifications(
         pause.wait(max(0.0, w0 + window - time.monotonic()))
         elapsed = time.monotonic() - w0
         used = {r: openstack.requests.total(f"/compute/{r}/") - before[r] for r in regions}
+        used_bytes = {
+            r: openstack.requests.total_bytes(f"/compute/{r}/") - before_bytes[r] for r in regions
+        }
 
         received = wait_for(
             lambda: first_arrivals(ves, flipped), interval + 15, "every flipped VM's raise"
@@ -150,11 +174,16 @@ def measure_notifications(
 
         # A quiet period of one safety interval: the steady cost of each mode.
         quiet_before = {r: openstack.requests.total(f"/compute/{r}/") for r in regions}
+        quiet_bytes_before = {r: openstack.requests.total_bytes(f"/compute/{r}/") for r in regions}
         q0 = time.monotonic()
         pause.wait(quiet)
         quiet_elapsed = time.monotonic() - q0
         quiet_used = {
             r: openstack.requests.total(f"/compute/{r}/") - quiet_before[r] for r in regions
+        }
+        quiet_bytes = {
+            r: openstack.requests.total_bytes(f"/compute/{r}/") - quiet_bytes_before[r]
+            for r in regions
         }
     finally:
         publisher.close()
@@ -171,6 +200,9 @@ def measure_notifications(
     }
     per_hour = {r: quiet_used[r] * 3600.0 / quiet_elapsed for r in regions}
     per_change = {r: used[r] / flips for r in regions}
+    bytes_per_hour = {r: quiet_bytes[r] * 3600.0 / quiet_elapsed for r in regions}
+    # The window with changes: what the same changes cost in each mode, scaled to an hour.
+    busy_bytes_per_hour = {r: used_bytes[r] * 3600.0 / elapsed for r in regions}
     p50 = {r: percentile(lat[r], 0.5) for r in regions}
     p99 = {r: percentile(lat[r], 0.99) for r in regions}
     side = {"window_s": round(elapsed, 1), "flips_per_region": flips, "vms_per_region": vms}
@@ -213,7 +245,155 @@ def measure_notifications(
                 "requests_per_change_polled_window": round(per_change[POLLED], 2),
                 "note": "each change costs a doorbell poll (1 listing, 2 requests when it "
                 "finds a change); host liveness (os-services) keeps poll_interval in both "
-                "modes; response bytes are not counted by the simulator",
+                "modes",
             },
         ),
+        Figure(
+            "notif_nova_bytes_per_hour",
+            "Nova response bytes/region/hour with notifications, quiet region",
+            "B",
+            bytes_per_hour[NOTIFIED],
+            bytes_per_hour[POLLED],
+            f"polling every {interval:g} s (same run)",
+            "fewer",
+            bytes_per_hour[NOTIFIED] < bytes_per_hour[POLLED],
+            {
+                **common,
+                "quiet_window_s": round(quiet_elapsed, 1),
+                "notified_bytes_per_hour": round(bytes_per_hour[NOTIFIED]),
+                "polled_bytes_per_hour": round(bytes_per_hour[POLLED]),
+                "notified_with_host_checks_bytes_per_hour": round(bytes_per_hour[NOTIFIED_HOSTS]),
+                "with_changes_notified_bytes_per_hour": round(busy_bytes_per_hour[NOTIFIED]),
+                "with_changes_polled_bytes_per_hour": round(busy_bytes_per_hour[POLLED]),
+                "note": "response bodies as the simulator sent them (no gzip); the watermark "
+                "from Nova's clock in both modes (see nova_bytes_per_hour_watermark)",
+            },
+        ),
+    ], side
+
+
+# -- response bytes: Nova's clock as the watermark vs the old own-clock overlap -----------------
+BEFORE, AFTER = "OwnClockOverlap", "NovaClock"
+WATERMARK_FULL: dict[str, Any] = {"vms": 3000, "polls": 15, "changed": 2, "step": 2.0}
+WATERMARK_QUICK: dict[str, Any] = {"vms": 300, "polls": 6, "changed": 2, "step": 1.0}
+
+
+def measure_watermark_bytes(
+    vms: int = 3000,
+    polls: int = 15,
+    changed: int = 2,
+    step: float = 2.0,
+    interval: float = 10.0,
+) -> tuple[list[Figure], dict[str, Any]]:
+    """Nova response bytes per region per hour, polling every ``interval`` with ``changed``
+    servers changing between two polls, with the watermark from Nova's clock (``after``) and
+    with the old overlap of ``OVERLAP_OWN_CLOCK`` before the agent's clock (``before``, the
+    way a peer does it; Nova sends no ``Date`` header, as the simulator by default).
+
+    The figure is the mean per poll (listing and ``os-services`` apart) times the polls an
+    hour holds; the full listings (every ``FULL_EVERY`` s, the same in both, measured once)
+    are added in the notes only, as they would hide the difference.
+
+    Time is compressed so that the bench stays short: polls run every ``step`` seconds and the
+    baseline's overlap shrinks by the same factor (60 s / 10 s becomes 12 s / 2 s), so a change
+    is listed about as many times as it would be in real time.
+    """
+    scale = interval / step
+    regions = (BEFORE, AFTER)
+    clock = SimClock()
+    with (
+        OpenStackSim(regions=regions, clock=clock) as sim,
+        tempfile.TemporaryDirectory(prefix="vesagent-bench-wm-") as tmp,
+    ):
+        ids = {r: old_servers(sim, clock, r, vms) for r in regions}
+        store = Store(Path(tmp))
+        pollers: dict[str, RegionPoller] = {}
+        try:
+            for region in regions:
+                spec = region_spec(sim.keystone_url, region, "http://127.0.0.1:9/eventListener/v7")
+                poller = RegionPoller(spec, store, ComputeClient, full_every=math.inf)
+                if region == BEFORE:
+                    overlap = timedelta(seconds=OVERLAP_OWN_CLOCK.total_seconds() / scale)
+                    poller.cache = ServerCache(math.inf, own_clock_overlap=overlap)
+                pollers[region] = poller
+
+            def listing_bytes(region: str) -> int:
+                return sim.requests.total_bytes(f"/compute/{region}/v2.1/servers")
+
+            def services_bytes(region: str) -> int:
+                return sim.requests.total_bytes(f"/compute/{region}/v2.1/os-services")
+
+            full = {}
+            for region, poller in pollers.items():
+                before = listing_bytes(region)
+                assert poller.poll().full
+                full[region] = listing_bytes(region) - before
+            rng = random.Random(7)
+            per_poll: dict[str, list[int]] = {r: [] for r in regions}
+            per_poll_hosts: dict[str, list[int]] = {r: [] for r in regions}
+            listed: dict[str, list[int]] = {r: [] for r in regions}
+            pause = threading.Event()
+            # Warm-up: the baseline's overlap fills before anything is counted.
+            warm = math.ceil(OVERLAP_OWN_CLOCK.total_seconds() / interval) + 1
+            t0 = time.monotonic()
+            for n in range(warm + polls):
+                pause.wait(max(0.0, t0 + n * step - time.monotonic()))
+                for region in regions:
+                    # The same changes in both regions: servers flip ERROR / ACTIVE.
+                    for sid in rng.sample(ids[region], changed):
+                        state = "ERROR" if rng.random() < 0.5 else "ACTIVE"
+                        sim.set_status(region, sid, state)
+                for region, poller in pollers.items():
+                    lb, sb = listing_bytes(region), services_bytes(region)
+                    outcome = poller.poll()
+                    assert outcome.ok and not outcome.full, outcome.error
+                    if n >= warm:
+                        per_poll[region].append(listing_bytes(region) - lb)
+                        per_poll_hosts[region].append(services_bytes(region) - sb)
+                        listed[region].append(outcome.servers_seen)
+        finally:
+            for poller in pollers.values():
+                poller.close()
+            store.close()
+    hour_polls = 3600.0 / interval
+    full_per_hour = 3600.0 / FULL_EVERY
+    # The polls between full listings, where the watermark matters; the full listings (the
+    # same in both) are added in the notes, as they would hide the difference.
+    per_hour = {r: (mean(per_poll[r]) + mean(per_poll_hosts[r])) * hour_polls for r in regions}
+    with_full = {r: per_hour[r] + full[r] * full_per_hour for r in regions}
+    mean_listed = {r: sum(listed[r]) / max(1, len(listed[r])) for r in regions}
+    hosts_share = {
+        r: mean(per_poll_hosts[r]) / max(1.0, mean(per_poll[r]) + mean(per_poll_hosts[r]))
+        for r in regions
+    }
+    side = {
+        "vms": vms,
+        "changed_per_poll": changed,
+        "interval_s": interval,
+        "time_compressed_x": scale,
+        "bytes_per_poll_listing": {r: round(mean(per_poll[r])) for r in regions},
+        "bytes_per_poll_os_services": {r: round(mean(per_poll_hosts[r])) for r in regions},
+        "servers_listed_per_poll": {r: round(mean_listed[r], 2) for r in regions},
+        "os_services_share_of_poll_bytes": {r: round(hosts_share[r], 2) for r in regions},
+        "full_listing_bytes": full[AFTER],
+        "full_listings_per_hour": full_per_hour,
+        "with_full_listings_bytes_per_hour": {r: round(with_full[r]) for r in regions},
+    }
+    return [
+        Figure(
+            "nova_bytes_per_hour_watermark",
+            f"Nova bytes/region/hour of changes-since polls, Nova's clock ({vms:,} VMs)",
+            "B",
+            per_hour[AFTER],
+            per_hour[BEFORE],
+            f"{OVERLAP_OWN_CLOCK.total_seconds():g} s overlap before own clock (old, peers)",
+            "fewer",
+            per_hour[AFTER] < per_hour[BEFORE],
+            {
+                **side,
+                "note": "polls every 10 s (time compressed, see the docstring) with their "
+                f"os-services reads; {changed} servers change between polls; the full "
+                "listings every 600 s (the same in both) are in with_full_listings",
+            },
+        )
     ], side

@@ -150,9 +150,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "PostgreSQL mode (store, take-over, soak, 3-replica scale)",
         lambda: postgres.measure_postgres(postgres.QUICK if args.quick else postgres.FULL),
     )
+    wm_figs, _ = _step(  # issue 19: bytes with the watermark from Nova's clock vs before
+        "watermark: response bytes",
+        lambda: notifications.measure_watermark_bytes(
+            **(notifications.WATERMARK_QUICK if args.quick else notifications.WATERMARK_FULL)
+        ),
+    )
     figures = [
-        *region_figs, *key_figs, *scale_figs, *notif_figs, *del_figs, *rec_figs, *pg_figs
-    ]  # fmt: skip
+        *region_figs,
+        *key_figs,
+        *scale_figs,
+        *notif_figs,
+        *wm_figs,
+        *del_figs,
+        *rec_figs,
+        *pg_figs,
+    ]
     order = [
         "nova_requests_per_poll",
         "keystone_auths_per_hour",
@@ -163,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "detection_latency_p99",
         "notif_detection_latency_p99",
         "notif_nova_requests_per_hour",
+        "notif_nova_bytes_per_hour",
+        "nova_bytes_per_hour_watermark",
         "delivery_events_per_s",
         "delivery_events_per_s_validating",
         "reconcile_pass_ms",

@@ -38,8 +38,9 @@ SYNC_EVERY = 1.0
 class Doorbell(Protocol):
     """What the hub needs from the pollers (``PollerSet`` implements it)."""
 
-    def poll_soon(self, key: RegionKey) -> None:
-        """List the region's servers at once; coalesced with polls already due."""
+    def poll_soon(self, key: RegionKey, *, hosts: bool = False) -> None:
+        """List the region's servers at once (and read its compute hosts, with ``hosts``);
+        coalesced with polls already due."""
 
     def set_listing_interval(self, key: RegionKey, seconds: float | None) -> None:
         """List servers every ``seconds`` (None: every poll, as without notifications)."""
@@ -206,6 +207,9 @@ class NotificationHub:
         outcome = classify(event_type, payload)
         label = event_type_label(event_type)
         ring: list[RegionKey] = []
+        # A host changed (service.update) or anything may have (compute.exception): the
+        # doorbell poll reads the hosts now too, not at their own pace.
+        hosts = isinstance(outcome, Change) and outcome.scope != "server"
         with self._lock:
             bus.last_message_at = time.time()
             bus.received += 1
@@ -219,7 +223,7 @@ class NotificationHub:
                 self._ignored(bus, key, kind, outcome)
         for key in ring:
             self._metrics.doorbells.labels(key.vimid).inc()
-            self._doorbell.poll_soon(key)
+            self._doorbell.poll_soon(key, hosts=hosts)
 
     def _ignored(self, bus: _Bus, key: RegionKey, kind: str, outcome: Change | Ignored) -> None:
         self._metrics.ignored.labels(key.vimid, kind).inc()

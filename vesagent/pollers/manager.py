@@ -7,8 +7,9 @@ region whose previous poll is still running is skipped rather than queued (polls
 region never overlap).
 
 Two hooks serve an event source such as the notification listener: ``poll_soon(key)`` is a
-doorbell (the region's server poll runs as soon as possible; a burst of rings while a poll is
-in flight adds exactly one poll after it) and ``set_listing_interval(key, seconds)`` paces the
+doorbell (the region's server poll runs as soon as possible, and reads the compute hosts too
+when ``hosts`` says one changed; a burst of rings while a poll is in flight adds exactly one
+poll after it) and ``set_listing_interval(key, seconds)`` paces the
 region's server listing on its own (e.g. rarely, while notifications report the changes),
 while compute-host liveness keeps the fault interval.
 """
@@ -81,6 +82,7 @@ class PollerSet:
         self._running: dict[tuple[RegionKey, Job], Future[Any]] = {}
         # Regions whose doorbell rang while a poll was in flight: one more poll after it.
         self._rung: set[RegionKey] = set()
+        self._rung_hosts: set[RegionKey] = set()  # ... and a ring asked for the hosts too
         self._rung_at: dict[RegionKey, float] = {}  # when the last doorbell poll started
         # Server listing pace per region, as the event source set it (kept across restarts
         # of the region's poller).
@@ -128,6 +130,7 @@ class PollerSet:
         with self._lock:
             poller = self._pollers.pop(key, None)
             self._rung.discard(key)
+            self._rung_hosts.discard(key)
             self._rung_at.pop(key, None)
             for job_key in [k for k in self._jobs if k[0] == key]:
                 self._scheduler.cancel_job(self._jobs.pop(job_key)[1])
@@ -138,20 +141,23 @@ class PollerSet:
         poller.close()
         log.info("poller.stopped", vimid=key.vimid, reason=reason.value)
 
-    def poll_soon(self, key: RegionKey) -> None:
+    def poll_soon(self, key: RegionKey, *, hosts: bool = False) -> None:
         """Ring the region's doorbell: its server poll runs as soon as possible.
 
         Coalesced: while a poll of the region is in flight, any number of rings adds one
         poll after it, and doorbell polls start at most every ``DOORBELL_GAP`` seconds, so a
         burst of 500 is a handful of polls, and polls of one region never overlap.
-        The poll lists servers (``changes-since``) whatever their pace. Unknown
-        regions are ignored.
+        The poll lists servers (``changes-since``) whatever their pace; with ``hosts`` (a
+        compute host changed) it reads the hosts' state (os-services) now as well, instead of
+        at their own pace. Unknown regions are ignored.
         """
         with self._lock:
             poller = self._pollers.get(key)
             if poller is None or self._stop.is_set():
                 return
             self._rung.add(key)
+            if hosts:
+                self._rung_hosts.add(key)
             self._answer_ring(key, poller)
 
     def set_listing_interval(self, key: RegionKey, seconds: float | None) -> None:
@@ -214,15 +220,17 @@ class PollerSet:
             if running is not None and not running.done():
                 return  # the previous run of this job is still going: skip, never overlap
             if job is Job.POLL:
-                self._start_poll(key, poller, listing=False)
+                self._start_poll(key, poller, listing=False, hosts=False)
                 return
             # Measurements walk a region's VMs slowly on purpose: their own pool.
             pool = self._slow_pool if job is Job.MEASURE else self._pool
             self._running[(key, job)] = pool.submit(poller.run_job, job)
 
-    def _start_poll(self, key: RegionKey, poller: RegionPoller, *, listing: bool) -> None:
+    def _start_poll(
+        self, key: RegionKey, poller: RegionPoller, *, listing: bool, hosts: bool
+    ) -> None:
         """Submit one poll of the region (the caller holds the lock and checked none runs)."""
-        future = self._pool.submit(poller.poll, listing=listing)
+        future = self._pool.submit(poller.poll, listing=listing, hosts=hosts)
         self._running[(key, Job.POLL)] = future
         future.add_done_callback(lambda _done: self._after_poll(key, poller))
 
@@ -238,6 +246,7 @@ class PollerSet:
             return
         if self._stop.is_set() or poller is None or self._pollers.get(key) is not poller:
             self._rung.discard(key)
+            self._rung_hosts.discard(key)
             return
         running = self._running.get((key, Job.POLL))
         if running is not None and not running.done():
@@ -246,8 +255,10 @@ class PollerSet:
         if now - self._rung_at.get(key, -DOORBELL_GAP) < DOORBELL_GAP:
             return
         self._rung.discard(key)
+        hosts = key in self._rung_hosts
+        self._rung_hosts.discard(key)
         self._rung_at[key] = now
-        self._start_poll(key, poller, listing=True)
+        self._start_poll(key, poller, listing=True, hosts=hosts)
 
     def _tick(self) -> None:
         while not self._stop.wait(0.05):

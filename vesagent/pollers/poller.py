@@ -15,7 +15,8 @@ otherwise, plus one ``GET /os-services?binary=nova-compute`` when hosts are watc
 full paged listing at start and every ``full_every`` seconds. ``listing_interval`` (set by the
 notification listener through ``PollerSet.set_listing_interval``) makes the server listing
 run at its own pace while the services are still read at the fault interval; ``poll(listing=
-True)`` lists servers now whatever the pace (``PollerSet.poll_soon``).
+True)`` lists servers now whatever the pace, and ``hosts=True`` reads the services now too
+(``PollerSet.poll_soon``, for a notification that a compute host changed).
 
 Heartbeats and paced measurements (``periodic.py``) go through the same enqueue step.
 Every job classifies and reports its failures; none raises.
@@ -208,8 +209,9 @@ class RegionPoller:
             self.measure()
 
     # -- the fault poll: fetch -> decide -> enqueue ----------------------------------------
-    def poll(self, *, listing: bool = False) -> PollOutcome:
-        """One fault cycle (``listing``: list servers now, whatever their pace).
+    def poll(self, *, listing: bool = False, hosts: bool = False) -> PollOutcome:
+        """One fault cycle (``listing``: list servers now, whatever their pace; ``hosts``:
+        read the compute hosts now, whatever theirs).
 
         Safe to call from any thread; concurrent calls are serialised.
         """
@@ -220,7 +222,7 @@ class RegionPoller:
                 outcome.ok, outcome.error = False, "skipped: this replica no longer owns it"
                 return outcome
             try:
-                seen, page = self._fetch(outcome, force_listing=listing)
+                seen, page = self._fetch(outcome, force_listing=listing, force_hosts=hosts)
             except (TemporaryError, PermanentError) as exc:
                 outcome.ok, outcome.error = False, str(exc)
                 seen, page = Observation(error=outcome.error), None
@@ -265,7 +267,7 @@ class RegionPoller:
         )
 
     def _fetch(
-        self, outcome: PollOutcome, *, force_listing: bool
+        self, outcome: PollOutcome, *, force_listing: bool, force_hosts: bool = False
     ) -> tuple[Observation, ServerListing | None]:
         """Everything the decision needs from the cloud, parsed (the I/O half of a poll)."""
         spec = self.spec
@@ -274,7 +276,9 @@ class RegionPoller:
             force_listing or _due(self._last_listing, self.listing_interval, now)
         )
         paced = fault_interval(spec) if self.listing_interval is not None else None
-        services_now = watches_hosts(spec) and _due(self._last_services, paced, now)
+        services_now = watches_hosts(spec) and (
+            force_hosts or _due(self._last_services, paced, now)
+        )
         client = self._ensure_client()
         before, auths = client.requests_made, client.auth_count
         page: ServerListing | None = None

@@ -67,8 +67,15 @@ class ServerCache:
     Not thread-safe: the poller calls it under its poll lock.
     """
 
-    def __init__(self, full_every: float = FULL_EVERY) -> None:
+    def __init__(
+        self, full_every: float = FULL_EVERY, *, own_clock_overlap: timedelta | None = None
+    ) -> None:
+        """``own_clock_overlap`` is the bench's baseline only: the watermark is then the
+        listing's time minus that overlap, whatever Nova's ``updated`` says (the way a peer
+        does it, and vesagent did without a ``Date`` header), so a changed server is listed
+        again for that long."""
         self.servers: dict[str, ServerView] = {}
+        self._own_clock_overlap = own_clock_overlap
         self.watermark: datetime | None = None
         self.partial = False  # the last listing had down-cell records
         self.listed = False  # a listing succeeded at least once
@@ -139,7 +146,10 @@ class ServerCache:
         """Move the watermark past ``listing`` (call once its decisions are committed)."""
         margin = OVERLAP if listing.server_clock else OVERLAP_OWN_CLOCK
         newest = parse_updated(self._newest) if self._newest else None
-        if newest is None:
+        mark: datetime | None
+        if self._own_clock_overlap is not None:  # the bench's baseline, see __init__
+            mark = listing.server_time - self._own_clock_overlap
+        elif newest is None:
             mark = listing.server_time - margin if self.watermark is None else None
         elif listing.server_time - newest >= margin:
             mark = newest + SECOND  # that second is long over: nothing more can land in it

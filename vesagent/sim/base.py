@@ -69,10 +69,12 @@ class Seen:
 
 @dataclass
 class RequestLog:
-    """Thread-safe counts of requests by ``METHOD /path`` (no query string), and, once
-    :meth:`keep_trail` is called, every request in order (tests of who polled what when)."""
+    """Thread-safe counts of requests and of their response body bytes, by ``METHOD /path``
+    (no query string), and, once :meth:`keep_trail` is called, every request in order (tests
+    of who polled what when)."""
 
     counts: Counter[str] = field(default_factory=Counter)
+    sizes: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
     trail: list[Seen] | None = None
 
@@ -92,15 +94,29 @@ class RequestLog:
         with self.lock:
             return [s for s in self.trail or [] if s.path.startswith(prefix)]
 
+    def add_bytes(self, method: str, path: str, size: int) -> None:
+        """Count ``size`` response body bytes (as sent, before any transfer encoding)."""
+        with self.lock:
+            self.sizes[f"{method} {path}"] += size
+
+    @staticmethod
+    def _sum(counter: Counter[str], prefix: str, method: str | None) -> int:
+        return sum(
+            n
+            for key, n in counter.items()
+            if key.split(" ", 1)[1].startswith(prefix)
+            and (method is None or key.split(" ", 1)[0] == method)
+        )
+
     def total(self, prefix: str = "", method: str | None = None) -> int:
         """Requests whose path starts with ``prefix`` (and whose method is ``method``)."""
         with self.lock:
-            return sum(
-                n
-                for key, n in self.counts.items()
-                if key.split(" ", 1)[1].startswith(prefix)
-                and (method is None or key.split(" ", 1)[0] == method)
-            )
+            return self._sum(self.counts, prefix, method)
+
+    def total_bytes(self, prefix: str = "", method: str | None = None) -> int:
+        """Response body bytes of the requests ``total`` counts with the same arguments."""
+        with self.lock:
+            return self._sum(self.sizes, prefix, method)
 
     def snapshot(self) -> dict[str, int]:
         with self.lock:
@@ -109,6 +125,7 @@ class RequestLog:
     def reset(self) -> None:
         with self.lock:
             self.counts.clear()
+            self.sizes.clear()
 
 
 class SimServer:
@@ -135,6 +152,7 @@ class SimServer:
         self._connections: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self._connections_lock = threading.Lock()
         self.app.before_request(self._before)
+        self.app.after_request(self._count_bytes)
         self.app.add_url_rule("/_sim/faults", "sim_faults_add", self._http_inject, methods=["POST"])
         self.app.add_url_rule(
             "/_sim/faults", "sim_faults_clear", self._http_clear, methods=["DELETE"]
@@ -278,6 +296,13 @@ class SimServer:
         if rule.status is None:
             return None
         return self.fault_response(rule)
+
+    def _count_bytes(self, response: Response) -> Response:
+        path = request.path
+        if not path.startswith("/_sim"):
+            size = response.calculate_content_length()  # None only for streamed bodies
+            self.requests.add_bytes(request.method, path, size or 0)
+        return response
 
     # -- HTTP control ----------------------------------------------------------------------
     def _http_inject(self) -> Response:
