@@ -8,7 +8,6 @@ metric, a collector event) with :func:`wait_until`, which fails naming what did 
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -16,6 +15,9 @@ from typing import Any, TypeVar
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+
+# One allocator for tests and bench: never the same port twice in a run (see its docstring).
+from vesagent.bench.scale import free_port as free_port
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -34,14 +36,6 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(step)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class FakeClock:
