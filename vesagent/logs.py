@@ -1,7 +1,7 @@
 """Structured logging: one ``configure()`` call, JSON on stderr by default, secrets masked.
 
 Every log line goes through structlog's processor chain, including lines from libraries that
-use the standard ``logging`` module (waitress, urllib3, keystoneauth1), so the output is one
+use the standard ``logging`` module (cheroot, urllib3, keystoneauth1), so the output is one
 JSON object per line whatever wrote it.
 """
 
@@ -111,7 +111,7 @@ def configure(fmt: str = "json", level: str = "info", stream: Any = None) -> Non
     root.handlers[:] = [handler]
     root.setLevel(numeric)
     # Chatty libraries stay at WARNING unless we debug.
-    for noisy in ("urllib3", "keystoneauth", "werkzeug", "waitress.queue"):
+    for noisy in ("urllib3", "keystoneauth", "werkzeug", "cheroot"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
 
 
