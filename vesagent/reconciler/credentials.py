@@ -114,12 +114,18 @@ class CredentialReader:
     def lookup(self, records: Iterable[RegionRecord]) -> dict[RegionKey, CredentialsView]:
         """Credentials for each record, reading what is not known (waits at most ``wait`` s)."""
         records = list(records)
-        self._harvest(records)
+        self._harvest(records, prune=True)
+        views: dict[RegionKey, CredentialsView] = {}
         started: list[Future[VimCredentials | None]] = []
         now = self._clock()
         for record in records:
             key = record.key
-            if (key, record.resource_version) in self._good or key in self._reads:
+            # The common case, every pass for every region: known for this resource-version.
+            creds = self._good.get((key, record.resource_version))
+            if creds is not None:
+                views[key] = CredentialsView(creds)
+                continue
+            if key in self._reads:
                 continue
             failure = self._failures.get(key)
             if failure is not None and now < failure[1]:
@@ -127,10 +133,13 @@ class CredentialReader:
             started.append(self._start(record))
         if started:
             wait(started, timeout=self._wait)
-        with self._lock:
-            self._late.update(k for k, (_v, f) in self._reads.items() if not f.done())
-        self._harvest(records)
-        return {record.key: self._view(record) for record in records}
+            with self._lock:
+                self._late.update(k for k, (_v, f) in self._reads.items() if not f.done())
+            self._harvest(records, prune=False)
+        for record in records:
+            if record.key not in views:
+                views[record.key] = self._view(record)
+        return views
 
     def _view(self, record: RegionRecord) -> CredentialsView:
         key = record.key
@@ -169,15 +178,15 @@ class CredentialReader:
             if late:
                 self._on_late_result()
 
-    def _harvest(self, records: list[RegionRecord]) -> None:
-        """Take the finished reads' results into the caches (pass thread only)."""
+    def _harvest(self, records: list[RegionRecord], *, prune: bool) -> None:
+        """Take the finished reads' results into the caches (pass thread only); with
+        ``prune``, forget the regions ``records`` no longer lists."""
         with self._lock:
             forgotten, self._forgotten = self._forgotten, set()
         for key in forgotten:
             self._latest.pop(key, None)
             for cache_key in [k for k in self._good if k[0] == key]:
                 self._good.pop(cache_key, None)
-        listed = {r.key for r in records}
         for key, (version, future) in list(self._reads.items()):
             if not future.done():
                 continue
@@ -203,7 +212,10 @@ class CredentialReader:
                 if key not in forgotten:
                     self._good[(key, version)] = creds
                     self._latest[key] = creds
+        if not prune:
+            return
         # Regions no longer listed leave nothing behind.
+        listed = {r.key for r in records}
         for table in (self._failures, self._problems, self._latest):
             for key in [k for k in table if k not in listed]:
                 del table[key]

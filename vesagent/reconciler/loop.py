@@ -231,7 +231,9 @@ class Reconciler:
         for record, config in managed:
             key, view = record.key, views[record.key]
             if view.credentials is not None or view.problem is not None:
-                self.cache.region_state(key).credentials_error = view.problem
+                known = self.cache.state.get(key)
+                if (known.credentials_error if known else None) != view.problem:
+                    self.cache.region_state(key).credentials_error = view.problem
             if view.credentials is None:
                 if key in self.cache.config:
                     desired[key] = self.cache.config[key]  # keep polling on the last known
