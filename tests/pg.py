@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -129,9 +130,10 @@ class PostgresServer:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    """The session's PostgreSQL server (skipped where none is installed, except under CI)."""
+@contextmanager
+def private_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL server, started and stopped (skipped where none is installed,
+    except under CI, where .ci/run installs one)."""
     bin_dir = find_bin_dir()
     if bin_dir is None:
         if os.environ.get("CI"):
@@ -143,6 +145,13 @@ def pg_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """The session's PostgreSQL server."""
+    with private_server() as server:
+        yield server
 
 
 @pytest.fixture

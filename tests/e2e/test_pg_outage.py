@@ -20,7 +20,7 @@ import requests
 
 from tests.e2e.conftest import OWNER, AgentProcess, World
 from tests.helpers import wait_until
-from tests.pg import PostgresServer, find_bin_dir
+from tests.pg import PostgresServer, private_server
 from vesagent.model import RegionKey
 
 ADMIN_ALL = [{"domain": "fault", "type": "vm", "tenant": "admin"}]
@@ -32,15 +32,8 @@ POLL = 1.0
 @pytest.fixture
 def own_pg() -> Iterator[PostgresServer]:
     """A PostgreSQL server of this test's own: the test stops and restarts it."""
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        pytest.skip("no PostgreSQL server installed (apt-get install postgresql)")
-    server = PostgresServer(bin_dir)
-    server.start()
-    try:
+    with private_server() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def listed(agent: AgentProcess) -> set[str]:
