@@ -244,7 +244,8 @@ def bytes_cutoff(rows: Iterable[tuple[int, int]], excess: int) -> int | None:
     return last
 
 
-def _row(values: tuple[Any, ...]) -> OutboxRow:
+def outbox_row(values: tuple[Any, ...]) -> OutboxRow:
+    """An outbox row as both backends select it (``ROW_COLUMNS``)."""
     row_id, collector, domain, event_id, sequence, body, created, attempts, buffered = values
     return OutboxRow(
         row_id,
@@ -259,8 +260,8 @@ def _row(values: tuple[Any, ...]) -> OutboxRow:
     )
 
 
-_ROW_COLUMNS = "id, collector, domain, event_id, sequence, body, created, attempts, buffered"
-_DEAD_LETTER_COLUMNS = (
+ROW_COLUMNS = "id, collector, domain, event_id, sequence, body, created, attempts, buffered"
+DEAD_LETTER_COLUMNS = (
     "id",
     "collector",
     "domain",
@@ -273,6 +274,14 @@ _DEAD_LETTER_COLUMNS = (
     "response",
     "failed_at",
 )
+
+
+def dead_letter_dicts(rows: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Dead letters selected as ``DEAD_LETTER_COLUMNS``, as JSON-ready dicts (body as text)."""
+    letters = [dict(zip(DEAD_LETTER_COLUMNS, row, strict=True)) for row in rows]
+    for letter in letters:
+        letter["body"] = bytes(letter["body"]).decode("utf-8", errors="replace")
+    return letters
 
 
 class Outbox(Protocol):
@@ -536,7 +545,7 @@ class Store:
             return []
         with self._read() as conn:
             fetched = conn.execute(
-                f"SELECT {_ROW_COLUMNS}, size FROM outbox WHERE collector = ? ORDER BY id LIMIT ?",
+                f"SELECT {ROW_COLUMNS}, size FROM outbox WHERE collector = ? ORDER BY id LIMIT ?",
                 (collector, limit),
             ).fetchall()
         result: list[OutboxRow] = []
@@ -545,7 +554,7 @@ class Store:
             total += values[-1]
             if max_bytes is not None and result and total > max_bytes:
                 break
-            result.append(_row(values[:-1]))
+            result.append(outbox_row(values[:-1]))
         return result
 
     def ack(self, ids: Iterable[int]) -> None:
@@ -604,14 +613,11 @@ class Store:
         where, args = ("WHERE collector = ?", (collector,)) if collector is not None else ("", ())
         with self._read() as conn:
             rows = conn.execute(
-                f"SELECT {', '.join(_DEAD_LETTER_COLUMNS)} FROM dead_letter {where}"
+                f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM dead_letter {where}"
                 " ORDER BY id DESC LIMIT ?",
                 (*args, limit),
             ).fetchall()
-        letters = [dict(zip(_DEAD_LETTER_COLUMNS, row, strict=True)) for row in rows]
-        for letter in letters:
-            letter["body"] = bytes(letter["body"]).decode("utf-8", errors="replace")
-        return letters
+        return dead_letter_dicts(rows)
 
     def dead_letter_count(self, collector: str | None = None) -> int:
         """How many dead letters are kept (of ``collector``, or of all)."""

@@ -47,13 +47,17 @@ from psycopg_pool import ConnectionPool
 
 from vesagent.leases import LOCK_SPACE, Fence, LeaseLost
 from vesagent.store import (
+    DEAD_LETTER_COLUMNS,
+    ROW_COLUMNS,
     AlarmRecord,
     OutboxItem,
     OutboxRow,
     StoreError,
     _alarm_key,
     alarm_params,
+    dead_letter_dicts,
     item_params,
+    outbox_row,
     truncate_utf8,
 )
 
@@ -162,21 +166,6 @@ _SCHEMA_V1 = (
 # MIGRATIONS[n] turns a version-n database into version n+1; all steps run in one transaction.
 MIGRATIONS: dict[int, tuple[str, ...]] = {0: _SCHEMA_V1}
 
-_ROW_COLUMNS = "id, collector, domain, event_id, sequence, body, created, attempts, buffered"
-_DEAD_LETTER_COLUMNS = (
-    "id",
-    "collector",
-    "domain",
-    "event_id",
-    "sequence",
-    "body",
-    "created",
-    "attempts",
-    "status",
-    "response",
-    "failed_at",
-)
-
 
 def redacted(url: str) -> str:
     """``url`` without its password (and any other secret): for logs and error messages."""
@@ -205,13 +194,6 @@ def session_options(
         f"-c lock_timeout={int(lock_timeout * 1000)}"
         f" -c statement_timeout={int(statement_timeout * 1000)}"
         f" -c idle_in_transaction_session_timeout={int(idle_in_transaction_timeout * 1000)}"
-    )
-
-
-def _row(values: tuple[Any, ...]) -> OutboxRow:
-    row_id, collector, domain, event_id, sequence, body, created, attempts, buffered = values
-    return OutboxRow(
-        row_id, collector, domain, event_id, sequence, bytes(body), created, attempts, buffered
     )
 
 
@@ -510,8 +492,7 @@ class PgStore:
             return []
         with self.transaction() as conn:
             fetched = conn.execute(
-                f"SELECT {_ROW_COLUMNS}, size FROM outbox WHERE collector = %s"
-                " ORDER BY id LIMIT %s",
+                f"SELECT {ROW_COLUMNS}, size FROM outbox WHERE collector = %s ORDER BY id LIMIT %s",
                 (collector, limit),
             ).fetchall()
         result: list[OutboxRow] = []
@@ -520,7 +501,7 @@ class PgStore:
             total += values[-1]
             if max_bytes is not None and result and total > max_bytes:
                 break
-            result.append(_row(values[:-1]))
+            result.append(outbox_row(values[:-1]))
         return result
 
     def ack(self, ids: Iterable[int]) -> None:
@@ -583,14 +564,11 @@ class PgStore:
         where, args = ("WHERE collector = %s", (collector,)) if collector is not None else ("", ())
         with self.transaction() as conn:
             rows = conn.execute(
-                f"SELECT {', '.join(_DEAD_LETTER_COLUMNS)} FROM dead_letter {where}"
+                f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM dead_letter {where}"
                 " ORDER BY id DESC LIMIT %s",
                 (*args, limit),
             ).fetchall()
-        letters = [dict(zip(_DEAD_LETTER_COLUMNS, row, strict=True)) for row in rows]
-        for letter in letters:
-            letter["body"] = bytes(letter["body"]).decode("utf-8", errors="replace")
-        return letters
+        return dead_letter_dicts(rows)
 
     def dead_letter_count(self, collector: str | None = None) -> int:
         """How many dead letters are kept (of ``collector``, or of all)."""
